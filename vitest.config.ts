@@ -21,7 +21,7 @@ const tier = (name: string, timeoutMs: number): TestProjectInlineConfiguration =
   extends: true,
   test: {
     name,
-    include: [`{libs,services,native,bench}/**/*.${name}.spec.ts`],
+    include: [`{libs,services,native,bench,e2e}/**/*.${name}.spec.ts`],
     testTimeout: timeoutMs,
     hookTimeout: timeoutMs,
   },

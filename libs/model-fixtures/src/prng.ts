@@ -1,7 +1,6 @@
 /**
- * A small seeded generator (splitmix64 over BigInt-free 32-bit halves would be faster; this uses
- * the 32-bit "mulberry32" mixer on a splitmix-style counter, which is plenty for test weights).
- * Same seed, same stream, on every platform: fixtures are reproducible byte for byte.
+ * A small seeded generator (mulberry32: a Weyl counter through a 32-bit mixer), plenty for test
+ * weights. Same seed, same stream, on every platform: fixtures are reproducible byte for byte.
  */
 export interface Random {
   /** Uniform in [0, 1). */

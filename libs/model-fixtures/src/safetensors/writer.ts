@@ -41,7 +41,9 @@ export function buildSafetensorsParts(
   for (const t of tensors) {
     const count = elementCount(t.shape);
     if (count !== t.values.length) {
-      throw new Error(`tensor ${t.name}: shape [${t.shape.join(', ')}] holds ${count} values, got ${t.values.length}`);
+      throw new Error(
+        `tensor ${t.name}: shape [${t.shape.join(', ')}] holds ${count} values, got ${t.values.length}`,
+      );
     }
     const bytes = encode(t.values, t.dtype);
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Engine CPU benchmark: generates a ~100M-parameter Llama-style model (f32) and 32 rank-16 adapters
+# on all seven projections into bench/tmp (gitignored), then runs `longtail-engine bench`.
+# Result: bench/results/engine-cpu.json. Usage: sh bench/engine-cpu.sh [extra bench options]
+set -eu
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/node/package/bin:$PATH"
+TMP=bench/tmp/engine-cpu
+GEN="node libs/model-fixtures/src/cli.ts"
+N_ADAPTERS="${N_ADAPTERS:-32}"
+mkdir -p "$TMP" bench/results
+(cd native && sh scripts/build.sh >/dev/null)
+if [ ! -f "$TMP/model/config.json" ]; then
+  $GEN model --out "$TMP/model" --hidden 768 --layers 12 --heads 12 --kv-heads 4 --intermediate 2048 \
+    --vocab 32000 --dtype f32 --seed 1 --tied --max-pos 4096 >/dev/null
+fi
+ADAPTERS=""
+i=1
+while [ "$i" -le "$N_ADAPTERS" ]; do
+  d="$TMP/adapter-$i"
+  if [ ! -f "$d/adapter_config.json" ]; then
+    $GEN adapter --base "$TMP/model" --out "$d" --rank 16 --alpha 32 --modules all-linear --seed "$((100 + i))" >/dev/null
+  fi
+  ADAPTERS="${ADAPTERS:+$ADAPTERS,}$d"
+  i=$((i + 1))
+done
+native/build/release/longtail-engine bench --model "$TMP/model" --adapters "$ADAPTERS" \
+  --batches 1,8,32 --context 128 --out bench/results/engine-cpu.json "$@" >/dev/null
+echo "wrote bench/results/engine-cpu.json"

@@ -1,0 +1,346 @@
+// CPU backend: the reference implementation of backend.h, and fast enough to serve small models.
+//
+// GEMM: two implementations, chosen per shape (docs/decisions/0007-engine-cpu-gemm.md):
+//  - gemm_own: register-blocked AVX2/FMA dot-product kernel, 4 rows of x × 3 rows of W per
+//    micro-tile, threads split the output columns N. Streams each weight row once per step: the
+//    right shape for decode (small M), which is bound by reading the weights.
+//  - gemm_blas: OpenBLAS sgemm, for large M (prefill), which is bound by FLOPs.
+// LoRA: SGMV (shrink GEMM + expand GEMM per segment) for prefill segments, BGMV (per-token gathered
+// matvecs, all decode tokens in one parallel pass) for decode tokens.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define LT_AVX2 1
+#endif
+
+#include "../backend.h"
+#include "../threadpool.h"
+#include "longtail/engine.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace longtail {
+
+// ---------------------------------------------------------------------------------------------
+// GEMM kernels
+
+void gemm_reference(int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+  for (int m = 0; m < M; ++m) {
+    for (int n = 0; n < N; ++n) {
+      double s = bias ? bias[n] : 0.0;
+      for (int k = 0; k < K; ++k) s += double(x[size_t(m) * K + k]) * W[size_t(n) * K + k];
+      y[size_t(m) * N + n] = static_cast<float>(s);
+    }
+  }
+}
+
+#ifdef LT_AVX2
+static inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  __m128 sh = _mm_movehdup_ps(lo);
+  __m128 s = _mm_add_ps(lo, sh);
+  sh = _mm_movehl_ps(sh, s);
+  s = _mm_add_ss(s, sh);
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+// y[MR rows, NR cols] for x rows m0.., W rows n0.. (dot products over K).
+template <int MR, int NR>
+static inline void micro_tile(int K, const float* x, const float* W, const float* bias, float* y, int ldy) {
+#ifdef LT_AVX2
+  __m256 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 w[NR];
+    for (int j = 0; j < NR; ++j) w[j] = _mm256_loadu_ps(W + size_t(j) * K + k);
+    for (int i = 0; i < MR; ++i) {
+      __m256 xv = _mm256_loadu_ps(x + size_t(i) * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, w[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      float s = hsum(acc[i][j]);
+      for (int kk = k; kk < K; ++kk) s += x[size_t(i) * K + kk] * W[size_t(j) * K + kk];
+      y[size_t(i) * ldy + j] = s + (bias ? bias[j] : 0.0f);
+    }
+  }
+#else
+  float acc[MR][NR] = {};
+  for (int k = 0; k < K; ++k)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += x[size_t(i) * K + k] * W[size_t(j) * K + k];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[size_t(i) * ldy + j] = acc[i][j] + (bias ? bias[j] : 0.0f);
+#endif
+}
+
+template <int NR>
+static void column_block(int M, int K, int N, const float* x, const float* W, const float* bias, float* y, int n0) {
+  const float* w = W + size_t(n0) * K;
+  const float* b = bias ? bias + n0 : nullptr;
+  int m = 0;
+  for (; m + 4 <= M; m += 4) micro_tile<4, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N);
+  switch (M - m) {
+    case 3: micro_tile<3, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
+    case 2: micro_tile<2, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
+    case 1: micro_tile<1, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
+    default: break;
+  }
+}
+
+void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+  constexpr int NR = 3;
+  const int blocks = (N + NR - 1) / NR;
+  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int n0 = int(b) * NR;
+      switch (std::min(NR, N - n0)) {
+        case 3: column_block<3>(M, K, N, x, W, bias, y, n0); break;
+        case 2: column_block<2>(M, K, N, x, W, bias, y, n0); break;
+        default: column_block<1>(M, K, N, x, W, bias, y, n0); break;
+      }
+    }
+  });
+}
+
+void gemm_blas(int threads, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+  static int configured = -1;
+  if (configured != threads) {
+    openblas_set_num_threads(threads);
+    configured = threads;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W, K, 0.0f, y, N);
+  if (bias) {
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) y[size_t(m) * N + n] += bias[n];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static inline float dot(const float* a, const float* b, int n) {
+#ifdef LT_AVX2
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float s = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+#else
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+#endif
+}
+
+static inline void axpy(float a, const float* x, float* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& o) : pool_(o.threads), impl_(o.gemm) {
+    ensure_context(std::max(o.max_context, 16));
+    bgmv_items_.reserve(4096);
+  }
+  const char* name() const override { return "cpu"; }
+
+  ThreadPool& pool() { return pool_; }
+  void ensure_context(int ctx) {
+    if (ctx > context_) {
+      context_ = ctx;
+      scores_.assign(size_t(pool_.size()) * context_, 0.0f);
+    }
+  }
+  void set_impl(GemmImpl impl, int own_max_m) {
+    impl_ = impl;
+    own_max_m_ = own_max_m;
+  }
+
+  float* alloc(size_t count) override {
+    size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+    return static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+  }
+  void free(float* p) override { std::free(p); }
+  void upload(float* dst, const float* src, size_t count) override { std::memcpy(dst, src, count * sizeof(float)); }
+  void sync() override {}
+
+  void gemm(int M, int N, int K, const float* x, const float* W, const float* bias, float* y) override {
+    if (M <= 0) return;
+    const bool own = impl_ == GemmImpl::kOwn || (impl_ == GemmImpl::kAuto && M <= own_max_m_);
+    if (own) gemm_own(pool_, M, N, K, x, W, bias, y);
+    else gemm_blas(pool_.size(), M, N, K, x, W, bias, y);
+  }
+
+  void lora(const LoraSegment* segs, int nsegs, int in, int out, const float* x, float* y, float* tmp) override {
+    constexpr int kTmpStride = 256;  // max rank: tmp row t holds token t's shrunk activations
+    bgmv_items_.clear();
+    for (int s = 0; s < nsegs; ++s) {
+      const LoraSegment& g = segs[s];
+      if (g.len == 1) {
+        bgmv_items_.push_back(s);
+        continue;
+      }
+      // SGMV: tmp[len, rank] = x[seg] · Aᵀ ; y[seg] += scale · tmp · Bt
+      float* t = tmp + size_t(g.start) * kTmpStride;
+      gemm(g.len, g.rank, in, x + size_t(g.start) * in, g.A, nullptr, t);
+      float* yy = y + size_t(g.start) * out;
+      if (g.len >= 16) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.len, out, g.rank, g.scale, t, g.rank, g.Bt, out,
+                    1.0f, yy, out);
+      } else {
+        pool_.parallel_for(g.len, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i)
+            for (int k = 0; k < g.rank; ++k) axpy(g.scale * t[i * g.rank + k], g.Bt + size_t(k) * out, yy + i * out, out);
+        });
+      }
+    }
+    if (bgmv_items_.empty()) return;
+    // BGMV shrink: one item per (decode token, rank row).
+    const int nb = int(bgmv_items_.size());
+    int total = 0;
+    for (int s : bgmv_items_) total += segs[s].rank;
+    pool_.parallel_for(total, [&](int64_t b, int64_t e) {
+      int64_t base = 0;
+      for (int s : bgmv_items_) {
+        const LoraSegment& g = segs[s];
+        const int64_t lo = std::max<int64_t>(b, base), hi = std::min<int64_t>(e, base + g.rank);
+        for (int64_t i = lo; i < hi; ++i) {
+          const int k = int(i - base);
+          tmp[size_t(g.start) * kTmpStride + k] = g.scale * dot(g.A + size_t(k) * in, x + size_t(g.start) * in, in);
+        }
+        base += g.rank;
+        if (base >= e) break;
+      }
+    });
+    // BGMV expand: one item per (decode token, 256-wide output chunk).
+    constexpr int kChunk = 256;
+    const int chunks = (out + kChunk - 1) / kChunk;
+    pool_.parallel_for(int64_t(nb) * chunks, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const LoraSegment& g = segs[bgmv_items_[i / chunks]];
+        const int o0 = int(i % chunks) * kChunk, o1 = std::min(out, o0 + kChunk);
+        const float* t = tmp + size_t(g.start) * kTmpStride;
+        float* yy = y + size_t(g.start) * out;
+        for (int k = 0; k < g.rank; ++k) axpy(t[k], g.Bt + size_t(k) * out + o0, yy + o0, o1 - o0);
+      }
+    });
+  }
+
+  void embed(const int32_t* tokens, int T, const float* table, int H, float* x) override {
+    for (int t = 0; t < T; ++t) std::memcpy(x + size_t(t) * H, table + size_t(tokens[t]) * H, size_t(H) * sizeof(float));
+  }
+
+  void rmsnorm(const float* x, const float* w, int T, int H, float eps, float* y) override {
+    for (int t = 0; t < T; ++t) {
+      const float* r = x + size_t(t) * H;
+      float* o = y + size_t(t) * H;
+      const float ss = dot(r, r, H);
+      const float inv = 1.0f / std::sqrt(ss / H + eps);
+      for (int i = 0; i < H; ++i) o[i] = w[i] * (r[i] * inv);
+    }
+  }
+
+  void rope(float* q, float* k, int T, const AttentionShape& s, const float* cos, const float* sin) override {
+    const int half = s.head_dim / 2;
+    auto rot = [&](float* v, const float* c, const float* sn) {
+      for (int i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * sn[i];
+        v[i + half] = b * c[i] + a * sn[i];
+      }
+    };
+    for (int t = 0; t < T; ++t) {
+      const float* c = cos + size_t(t) * half;
+      const float* sn = sin + size_t(t) * half;
+      for (int h = 0; h < s.heads; ++h) rot(q + (size_t(t) * s.heads + h) * s.head_dim, c, sn);
+      for (int h = 0; h < s.kv_heads; ++h) rot(k + (size_t(t) * s.kv_heads + h) * s.head_dim, c, sn);
+    }
+  }
+
+  void kv_store(const float* k, const float* v, int T, const KvView* views, const int* pos, int kv_dim) override {
+    for (int t = 0; t < T; ++t) {
+      std::memcpy(views[t].k + size_t(pos[t]) * kv_dim, k + size_t(t) * kv_dim, size_t(kv_dim) * sizeof(float));
+      std::memcpy(views[t].v + size_t(pos[t]) * kv_dim, v + size_t(t) * kv_dim, size_t(kv_dim) * sizeof(float));
+    }
+  }
+
+  void attention(const float* q, int T, const KvView* views, const int* pos, const AttentionShape& s,
+                 float* out) override {
+    const int hd = s.head_dim, group = s.heads / s.kv_heads, kv_dim = s.kv_heads * hd;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int64_t items = int64_t(T) * s.heads;
+    auto body = [&](int tid, int nt) {
+      float* sc = scores_.data() + size_t(tid) * context_;
+      const int64_t per = (items + nt - 1) / nt;
+      const int64_t b = tid * per, e = std::min(items, b + per);
+      for (int64_t i = b; i < e; ++i) {
+        const int t = int(i / s.heads), h = int(i % s.heads), kvh = h / group;
+        const float* qv = q + (size_t(t) * s.heads + h) * hd;
+        const float* K = views[t].k + size_t(kvh) * hd;
+        const float* V = views[t].v + size_t(kvh) * hd;
+        const int n = pos[t] + 1;  // causal: keys 0..pos
+        float mx = -INFINITY;
+        for (int j = 0; j < n; ++j) {
+          sc[j] = dot(qv, K + size_t(j) * kv_dim, hd) * scale;
+          mx = std::max(mx, sc[j]);
+        }
+        float sum = 0;
+        for (int j = 0; j < n; ++j) {
+          sc[j] = std::exp(sc[j] - mx);
+          sum += sc[j];
+        }
+        float* o = out + (size_t(t) * s.heads + h) * hd;
+        std::memset(o, 0, size_t(hd) * sizeof(float));
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < n; ++j) axpy(sc[j] * inv, V + size_t(j) * kv_dim, o, hd);
+      }
+    };
+    pool_.run(body);
+  }
+
+  void add(float* x, const float* y, size_t n) override {
+    for (size_t i = 0; i < n; ++i) x[i] += y[i];
+  }
+
+  void silu_mul(float* g, const float* u, size_t n) override {
+    pool_.parallel_for(int64_t((n + 1023) / 1024), [&](int64_t b, int64_t e) {
+      const size_t lo = size_t(b) * 1024, hi = std::min(n, size_t(e) * 1024);
+      for (size_t i = lo; i < hi; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    });
+  }
+
+ private:
+  ThreadPool pool_;
+  GemmImpl impl_;
+  int own_max_m_ = 32;
+  int context_ = 0;
+  std::vector<float> scores_;   // [threads, context]: attention scores per thread
+  std::vector<int> bgmv_items_;  // reserved once; clear()/push_back do not reallocate below 4096
+};
+
+CpuBackend* make_cpu_backend(const CpuBackendOptions& opt) { return new CpuBackend(opt); }
+Backend* as_backend(CpuBackend* b) { return b; }
+void cpu_backend_ensure_context(CpuBackend* b, int ctx) { b->ensure_context(ctx); }
+ThreadPool& cpu_backend_pool(CpuBackend* b) { return b->pool(); }
+void destroy_cpu_backend(CpuBackend* b) { delete b; }
+void set_gemm_impl(CpuBackend* b, GemmImpl impl, int own_max_m) { b->set_impl(impl, own_max_m); }
+
+}  // namespace longtail

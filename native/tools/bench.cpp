@@ -1,0 +1,363 @@
+// longtail-engine bench: decode and prefill throughput with rooflines, measured in one run.
+//
+// Rows: decode step at each batch size (a) base model only, (b) every sequence on a different
+// adapter, (c) the naive way: one adapter at a time, one step per adapter, sequentially.
+// Roofline per row = max(bytes the step must read / copy bandwidth, FLOPs / GEMM peak), both
+// measured in this run. Also: prefill tokens/s, the GEMM per-shape comparison (own kernel vs
+// OpenBLAS) behind docs/decisions/0007, and f32 vs bf16-on-the-fly weight streaming.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+#include "backend.h"
+#include "longtail/engine.h"
+#include "model_internal.h"
+#include "threadpool.h"
+
+using json = nlohmann::json;
+using namespace longtail;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto p = line.find(':');
+      if (p != std::string::npos) return line.substr(p + 2);
+    }
+  }
+  return "unknown";
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// Bytes copied per second with all threads, buffer far larger than the last-level cache.
+double copy_bandwidth(ThreadPool& pool) {
+  const size_t n = size_t(256) << 20;  // 256 MiB
+  std::vector<char> a(n, 1), b(n, 2);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    double t0 = now();
+    pool.parallel_for(64, [&](int64_t b0, int64_t b1) {
+      const size_t chunk = n / 64;
+      std::memcpy(b.data() + b0 * chunk, a.data() + b0 * chunk, size_t(b1 - b0) * chunk);
+    });
+    double t = now() - t0;
+    best = std::max(best, n / t);
+    std::swap(a, b);
+  }
+  return best;
+}
+
+double time_gemm(ThreadPool& pool, bool own, int M, int N, int K, int reps) {
+  std::vector<float> x(size_t(M) * K, 0.01f), W(size_t(N) * K, 0.02f), y(size_t(M) * N);
+  auto run = [&] {
+    if (own) gemm_own(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
+    else gemm_blas(pool.size(), M, N, K, x.data(), W.data(), nullptr, y.data());
+  };
+  run();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    double t0 = now();
+    run();
+    best = std::min(best, now() - t0);
+  }
+  return best;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// bf16 weights converted on the fly (for the f32-at-load vs on-the-fly comparison only).
+void gemm_bf16_own(ThreadPool& pool, int M, int N, int K, const float* x, const uint16_t* W, float* y) {
+  pool.parallel_for(N, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint16_t* w = W + size_t(n) * K;
+      for (int m = 0; m < M; m += 4) {
+        const int mr = std::min(4, M - m);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int k = 0; k + 8 <= K; k += 8) {
+          __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
+          __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+          for (int i = 0; i < mr; ++i) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + size_t(m + i) * K + k), wv, acc[i]);
+        }
+        for (int i = 0; i < mr; ++i) {
+          float t[8];
+          _mm256_storeu_ps(t, acc[i]);
+          y[size_t(m + i) * N + n] = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+        }
+      }
+    }
+  });
+}
+#endif
+
+struct StepCost {
+  double bytes = 0;
+  double flops = 0;
+};
+
+// What a decode step reads and computes: base weights, the distinct adapters of the step, KV.
+StepCost decode_cost(const Model& m, const std::vector<const Adapter*>& distinct, int batch, double ctx) {
+  const ModelConfig& c = m.config();
+  double proj = 0;
+  for (int p = 0; p < kNumProj; ++p) proj += double(proj_in(c, p)) * proj_out(c, p);
+  proj *= c.layers;
+  const double lm = double(c.vocab) * c.hidden;
+  const double norms = double(c.hidden) * (2 * c.layers + 1);
+  StepCost s;
+  s.bytes = 4 * (proj + lm + norms + double(batch) * c.hidden /*embedding rows*/);
+  s.flops = 2.0 * batch * (proj + lm);
+  for (const Adapter* a : distinct) s.bytes += double(a->bytes());
+  // Every sequence here runs all its adapter's modules: 2 flops per A and B element per token.
+  if (!distinct.empty()) s.flops += 2.0 * batch * double(distinct[0]->parameter_count());
+  const double kv_dim = double(c.kv_heads) * c.head_dim;
+  s.bytes += 4.0 * batch * c.layers * 2 * ctx * kv_dim;
+  s.flops += 4.0 * batch * c.layers * c.heads * ctx * c.head_dim;
+  return s;
+}
+
+}  // namespace
+
+int bench_main(const std::map<std::string, std::string>& o, const std::string& command_line) {
+  if (!o.count("model")) throw Error("bench needs --model DIR");
+  const int threads = o.count("threads") ? std::stoi(o.at("threads")) : 0;
+  std::vector<int> batches;
+  for (auto& b : split(o.count("batches") ? o.at("batches") : "1,8,32", ',')) batches.push_back(std::stoi(b));
+  const int context = o.count("context") ? std::stoi(o.at("context")) : 128;
+  const int prefill_chunk = o.count("prefill-chunk") ? std::stoi(o.at("prefill-chunk")) : 512;
+  const int iters = o.count("iters") ? std::stoi(o.at("iters")) : 5;
+  const bool gemm_shapes = !o.count("skip-gemm-shapes");
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
+
+  std::fprintf(stderr, "bench: loading %s\n", o.at("model").c_str());
+  auto model = load_model(o.at("model"));
+  const ModelConfig& c = model->config();
+  std::vector<std::unique_ptr<Adapter>> adapters;
+  if (o.count("adapters")) {
+    for (auto& d : split(o.at("adapters"), ',')) adapters.push_back(load_adapter(d, *model));
+  }
+  if (!adapters.empty() && int(adapters.size()) < max_batch) {
+    throw Error("bench: " + std::to_string(adapters.size()) + " adapters for batch " + std::to_string(max_batch) + " (need one per sequence)");
+  }
+  EngineOptions eo;
+  eo.threads = threads;
+  eo.max_tokens_per_step = std::max(prefill_chunk, max_batch);
+  eo.max_seqs_per_step = std::max(max_batch, prefill_chunk / context + 1);
+  Engine engine(*model, eo);
+  ThreadPool pool(engine.threads());
+
+  json out;
+  out["command"] = command_line;
+  out["date"] = utc_now();
+  out["machine"] = {{"cpu", cpu_model()}, {"cores", hardware_threads()}, {"threads", engine.threads()}};
+  out["model"] = json::parse(model->summary_json());
+  out["adapters"] = {{"count", adapters.size()},
+                     {"rank", adapters.empty() ? 0 : adapters[0]->weights().max_rank},
+                     {"targets", adapters.empty() ? json::array() : json(adapters[0]->weights().targets)},
+                     {"bytes_each", adapters.empty() ? 0 : adapters[0]->bytes()}};
+
+  // Machine limits, measured now.
+  std::fprintf(stderr, "bench: copy bandwidth\n");
+  const double bw = copy_bandwidth(pool);
+  std::fprintf(stderr, "bench: gemm peak\n");
+  const int P = 1536;
+  double peak = 2.0 * P * P * P / time_gemm(pool, false, P, P, P, 3);
+  out["copy_bandwidth_GBps"] = bw / 1e9;
+  out["gemm_peak_GFLOPS"] = peak / 1e9;
+  out["gemm_peak_shape"] = "OpenBLAS sgemm 1536x1536x1536";
+
+  // Prefill: max_batch sequences of `context` tokens, prefill_chunk tokens per step.
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int> tok(3, c.vocab - 1);
+  const int capacity = context + int(batches.size()) * (3 * iters + 6) + 8;  // every decode step adds one
+  std::vector<SeqId> seqs;
+  std::vector<std::vector<int32_t>> prompts(max_batch);
+  for (int i = 0; i < max_batch; ++i) {
+    seqs.push_back(engine.create_sequence(capacity));
+    for (int j = 0; j < context; ++j) prompts[i].push_back(tok(rng));
+  }
+  std::vector<float> logits(size_t(std::max(max_batch, eo.max_seqs_per_step)) * c.vocab);
+  std::fprintf(stderr, "bench: prefill %d x %d tokens\n", max_batch, context);
+  {
+    double t0 = now();
+    int i = 0;
+    while (i < max_batch) {
+      StepBatch b;
+      int tokens = 0;
+      while (i < max_batch && tokens + context <= prefill_chunk) {
+        b.seqs.push_back({seqs[i], prompts[i].data(), context, 0, nullptr});
+        tokens += context;
+        ++i;
+      }
+      if (b.seqs.empty()) throw Error("bench: --context exceeds --prefill-chunk");
+      engine.step(b, logits.data());
+    }
+    double t = now() - t0;
+    const double pflops = 2.0 * max_batch * context * (double(model->parameter_count()) - double(c.vocab) * c.hidden * (c.tied_embeddings ? 0 : 1));
+    out["prefill"] = {{"sequences", max_batch}, {"tokens_per_sequence", context}, {"tokens_per_step", prefill_chunk},
+                      {"seconds", t}, {"tokens_per_s", max_batch * context / t},
+                      {"GFLOPS", pflops / t / 1e9}};
+  }
+
+  // Decode rows.
+  json rows = json::array();
+  int32_t next_tok = 5;
+  auto decode_step = [&](int first, int n, bool with_adapters) {
+    StepBatch b;
+    for (int i = first; i < first + n; ++i) {
+      b.seqs.push_back({seqs[i], &next_tok, 1, engine.sequence_length(seqs[i]),
+                        with_adapters ? adapters[i].get() : nullptr});
+    }
+    engine.step(b, logits.data());
+  };
+  std::map<int, double> adapter_ms, naive_ms;
+  for (int B : batches) {
+    for (const char* mode : {"base", "adapters", "naive"}) {
+      const bool with = std::string(mode) != "base";
+      if (with && adapters.empty()) continue;
+      if (std::string(mode) == "naive" && B == 1) {
+        // With one sequence the naive way is the batched way; still measured for the table.
+      }
+      std::fprintf(stderr, "bench: decode batch %d %s\n", B, mode);
+      // Reset lengths by using fresh positions: sequences keep growing; KV context is reported.
+      const int its = std::string(mode) == "naive" ? std::max(1, iters / 2) : iters;
+      double ctx_sum = 0;
+      auto once = [&] {
+        if (std::string(mode) == "naive") {
+          for (int i = 0; i < B; ++i) decode_step(i, 1, true);
+        } else {
+          decode_step(0, B, with);
+        }
+      };
+      // Keep lengths within capacity: rewind is not supported, so steps are budgeted.
+      once();  // warm-up
+      double best = 1e30, total = 0;
+      for (int r = 0; r < its; ++r) {
+        ctx_sum += engine.sequence_length(seqs[0]);
+        double t0 = now();
+        once();
+        double t = now() - t0;
+        best = std::min(best, t);
+        total += t;
+      }
+      const double ctx = ctx_sum / its;
+      std::vector<const Adapter*> distinct;
+      if (with)
+        for (int i = 0; i < B; ++i) distinct.push_back(adapters[i].get());
+      StepCost cost = decode_cost(*model, distinct, B, ctx);
+      if (std::string(mode) == "naive") {
+        // B separate steps of batch 1, each reading the base weights again.
+        StepCost one = decode_cost(*model, {adapters[0].get()}, 1, ctx);
+        cost.bytes = one.bytes * B;
+        cost.flops = one.flops * B;
+      }
+      const double t_mem = cost.bytes / bw, t_flop = cost.flops / peak;
+      const double roof = std::max(t_mem, t_flop);
+      const double mean = total / its;
+      json row = {{"batch", B},
+                  {"mode", mode},
+                  {"step_ms", mean * 1e3},
+                  {"best_step_ms", best * 1e3},
+                  {"tokens_per_s", B / mean},
+                  {"context", ctx},
+                  {"bytes_read_MB", cost.bytes / 1e6},
+                  {"GFLOP", cost.flops / 1e9},
+                  {"roofline_ms", roof * 1e3},
+                  {"roofline_bound", t_mem >= t_flop ? "memory" : "compute"},
+                  {"x_roofline", mean / roof}};
+      rows.push_back(row);
+      if (std::string(mode) == "adapters") adapter_ms[B] = mean;
+      if (std::string(mode) == "naive") naive_ms[B] = mean;
+      std::fprintf(stderr, "  %.2f ms/step, %.1f tok/s, roofline %.2f ms (%s), x%.2f\n", mean * 1e3, B / mean, roof * 1e3,
+                   t_mem >= t_flop ? "memory" : "compute", mean / roof);
+    }
+  }
+  out["decode"] = rows;
+  json speedup = json::object();
+  for (auto& kv : adapter_ms)
+    if (naive_ms.count(kv.first)) speedup[std::to_string(kv.first)] = naive_ms[kv.first] / kv.second;
+  out["batched_vs_naive_speedup"] = speedup;
+
+  if (gemm_shapes) {
+    std::fprintf(stderr, "bench: gemm shapes\n");
+    json g = json::array();
+    const int shapes[][2] = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
+    for (int M : {1, 8, 32, 64, 128, 512}) {
+      for (auto& s : shapes) {
+        const int N = s[0], K = s[1];
+        if (M >= 128 && N == 32000) continue;
+        const int reps = M <= 32 ? 5 : 3;
+        const double to = time_gemm(pool, true, M, N, K, reps), tb = time_gemm(pool, false, M, N, K, reps);
+        const double fl = 2.0 * M * N * K;
+        g.push_back({{"M", M}, {"N", N}, {"K", K}, {"own_GFLOPS", fl / to / 1e9}, {"blas_GFLOPS", fl / tb / 1e9},
+                     {"own_GBps", 4.0 * N * K / to / 1e9}, {"blas_GBps", 4.0 * N * K / tb / 1e9}});
+      }
+    }
+    out["gemm_shapes"] = g;
+#if defined(__AVX2__) && defined(__FMA__)
+    // Weight streaming: f32 (converted at load) vs bf16 converted on the fly, for decode shapes.
+    json w = json::array();
+    const int N = 32000, K = 768;
+    std::vector<uint16_t> wb(size_t(N) * K, 0x3c00);
+    for (int M : {1, 8, 32}) {
+      std::vector<float> x(size_t(M) * K, 0.01f), y(size_t(M) * N);
+      gemm_bf16_own(pool, M, N, K, x.data(), wb.data(), y.data());
+      double best = 1e30;
+      for (int r = 0; r < 5; ++r) {
+        double t0 = now();
+        gemm_bf16_own(pool, M, N, K, x.data(), wb.data(), y.data());
+        best = std::min(best, now() - t0);
+      }
+      const double tf = time_gemm(pool, true, M, N, K, 5);
+      w.push_back({{"M", M}, {"N", N}, {"K", K}, {"f32_ms", tf * 1e3}, {"bf16_on_the_fly_ms", best * 1e3}});
+    }
+    out["weight_dtype_streaming"] = w;
+#endif
+  }
+
+  const std::string text = out.dump(2);
+  if (o.count("out")) {
+    std::ofstream f(o.at("out"));
+    if (!f) throw Error(o.at("out") + ": cannot write");
+    f << text << "\n";
+  }
+  std::printf("%s\n", text.c_str());
+  return 0;
+}

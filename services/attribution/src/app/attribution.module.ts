@@ -1,0 +1,110 @@
+/**
+ * The attribution service as a Nest module: its database (migrated at start), the fact book
+ * loaded from it, the projector, the consumers, the epoch closer and relay, and the read API
+ * over NATS and HTTP. `AttributionModule.register(options)`; `main.ts` builds the options from
+ * the environment, tests build them by hand.
+ */
+import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+
+import { encodeEvent, STREAMS, subjectFor, type EventEnvelope, type KnownEvent } from '@longtail/contracts';
+import { createDatabase, migrateToLatest, type DatabaseHandle } from '@longtail/database';
+import { EventPublisher, MessagingModule } from '@longtail/messaging';
+
+import { draftSubject, type DraftEvent, DRAFT_EVENTS } from '../contracts-draft.js';
+import { EpochClosedRelay } from '../epochs/epoch-closed-relay.js';
+import { EpochCloser } from '../epochs/epoch-closer.js';
+import { FactBook } from '../facts/facts.js';
+import { AttributionProjector } from '../ingest/attribution-projector.js';
+import { parseAttributionEvent } from '../ingest/codec.js';
+import { loadFactBook } from '../projections/facts-projection.js';
+import { ATTRIBUTION_MIGRATIONS } from '../projections/migrations.js';
+import type { AttributionTables } from '../projections/schema.js';
+import { AttributionQueries } from '../queries/attribution-queries.js';
+import { AttributionCommands } from './attribution-commands.js';
+import { AttributionConsumers } from './attribution-consumers.js';
+import { AttributionHttpController } from './attribution-http.controller.js';
+import type { AttributionOptions } from './attribution-options.js';
+import { ATTRIBUTION_DB, ATTRIBUTION_OPTIONS } from './tokens.js';
+
+const isDraft = (event: EventEnvelope): event is DraftEvent => DRAFT_EVENTS.some((d) => d.type === event.type);
+const encoder = new TextEncoder();
+
+/** Closes the pool after messaging has drained (Nest calls onApplicationShutdown last). */
+@Injectable()
+class DatabaseLifecycle implements OnApplicationShutdown {
+  constructor(@Inject(ATTRIBUTION_DB) private readonly handle: DatabaseHandle<AttributionTables>) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.handle.destroy();
+  }
+}
+
+@Module({})
+export class AttributionModule {
+  static register(options: AttributionOptions): DynamicModule {
+    return {
+      module: AttributionModule,
+      imports: [
+        MessagingModule.forRoot({
+          servers: options.natsServers,
+          name: 'attribution',
+          provision: {
+            streams: Object.values(STREAMS).map((s) => ({
+              name: s.name,
+              subjects: s.subjects,
+              description: s.description,
+              storage: s.storage,
+              duplicateWindowMs: s.duplicateWindowMs,
+              maxAgeMs: s.maxAgeMs,
+              denyDelete: s.denyDelete,
+              denyPurge: s.denyPurge,
+            })),
+          },
+          parse: parseAttributionEvent as never,
+          encode: (event) => (isDraft(event) ? encoder.encode(JSON.stringify(event)) : encodeEvent(event as KnownEvent)),
+          subjectFor: (event) => (isDraft(event) ? draftSubject(event) : subjectFor(event as KnownEvent)),
+        }),
+      ],
+      controllers: [AttributionHttpController],
+      providers: [
+        { provide: ATTRIBUTION_OPTIONS, useValue: options },
+        {
+          provide: ATTRIBUTION_DB,
+          useFactory: async (): Promise<DatabaseHandle<AttributionTables>> => {
+            const handle = createDatabase<AttributionTables>({
+              connectionString: options.databaseUrl,
+              schema: options.schema,
+              applicationName: 'attribution',
+            });
+            await migrateToLatest(handle, ATTRIBUTION_MIGRATIONS);
+            return handle;
+          },
+        },
+        DatabaseLifecycle,
+        { provide: FactBook, inject: [ATTRIBUTION_DB], useFactory: (h: DatabaseHandle<AttributionTables>) => loadFactBook(h.db) },
+        {
+          provide: AttributionProjector,
+          inject: [ATTRIBUTION_DB, FactBook],
+          useFactory: (h: DatabaseHandle<AttributionTables>, facts: FactBook) =>
+            new AttributionProjector(h.db, facts, {
+              ...(options.factWaitMs !== undefined ? { factWaitMs: options.factWaitMs } : {}),
+              ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
+              ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
+            }),
+        },
+        {
+          provide: EpochClosedRelay,
+          inject: [ATTRIBUTION_DB, EventPublisher],
+          useFactory: (h: DatabaseHandle<AttributionTables>, p: EventPublisher) => new EpochClosedRelay(h.db, p),
+        },
+        {
+          provide: EpochCloser,
+          inject: [ATTRIBUTION_DB, EventPublisher, FactBook],
+          useFactory: (h: DatabaseHandle<AttributionTables>, p: EventPublisher, f: FactBook) => new EpochCloser(h.db, p, f),
+        },
+        { provide: AttributionQueries, inject: [ATTRIBUTION_DB], useFactory: (h: DatabaseHandle<AttributionTables>) => new AttributionQueries(h.db) },
+        AttributionConsumers,
+        AttributionCommands,
+      ],
+    };
+  }
+}

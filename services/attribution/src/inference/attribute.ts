@@ -1,0 +1,74 @@
+/**
+ * Attributing one inference: price it with its adapter's terms, then split the fee under the
+ * epoch's policy among the operator, the creator, the treasury and the adapter's snapshot pools.
+ * Pure: the result depends only on the inference, the immutable facts and the open epoch.
+ */
+import type { Facts } from '../facts/facts.js';
+import type { OpenEpoch } from '../epochs/epoch.js';
+import { price } from '../pricing/price.js';
+import type { TrainingSource } from '../split/provenance.js';
+import { splitFee, type FeeSplit } from '../split/split.js';
+
+/** The parts of `inference.completed` / `inference.failed` that attribution reads. */
+export interface InferenceOutcome {
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly adapterId: string | null;
+  readonly outcome: 'completed' | 'failed';
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** Worker-measured duration of the request, ms. */
+  readonly totalMs: number;
+  /** Operator that served it; null when it failed before reaching a worker. */
+  readonly operator: string | null;
+  /** When it ended (ISO-8601 UTC): places it in an hour for usage dashboards. */
+  readonly endedAt: string;
+}
+
+export type InferenceAttribution =
+  | {
+      readonly kind: 'attributed';
+      readonly fee: bigint;
+      /** null when the fee is 0 (failed, base model) */
+      readonly split: FeeSplit | null;
+      readonly creator: string | null;
+    }
+  | { readonly kind: 'wait'; readonly missing: MissingFactRef };
+
+/** A fact an input needs and the state has not seen yet. */
+export type MissingFactRef =
+  | { readonly kind: 'adapter'; readonly adapterId: string }
+  | { readonly kind: 'snapshot'; readonly datanetId: string; readonly snapshotId: string }
+  | { readonly kind: 'policy'; readonly version: number };
+
+export function describeMissing(ref: MissingFactRef): string {
+  switch (ref.kind) {
+    case 'adapter':
+      return `adapter ${ref.adapterId}`;
+    case 'snapshot':
+      return `snapshot ${ref.datanetId}@${ref.snapshotId}`;
+    case 'policy':
+      return `policy v${ref.version}`;
+  }
+}
+
+export function attributeInference(facts: Facts, open: OpenEpoch, inference: InferenceOutcome): InferenceAttribution {
+  if (inference.adapterId === null || inference.outcome === 'failed') {
+    return { kind: 'attributed', fee: 0n, split: null, creator: null };
+  }
+  const adapter = facts.adapter(inference.adapterId);
+  if (adapter === undefined) return { kind: 'wait', missing: { kind: 'adapter', adapterId: inference.adapterId } };
+  const fee = price(inference, adapter);
+  if (fee === 0n) return { kind: 'attributed', fee, split: null, creator: adapter.creator };
+  const policy = facts.policy(open.policyVersion);
+  if (policy === undefined) return { kind: 'wait', missing: { kind: 'policy', version: open.policyVersion } };
+  const trainedOn: TrainingSource[] = [];
+  for (const ref of adapter.trainedOn) {
+    const snapshot = facts.snapshot(ref.datanetId, ref.snapshotId);
+    if (snapshot === undefined) return { kind: 'wait', missing: { kind: 'snapshot', datanetId: ref.datanetId, snapshotId: ref.snapshotId } };
+    trainedOn.push({ snapshot, mixWeightBps: ref.mixWeightBps });
+  }
+  // operator is non-null for a completed inference (the contract requires operatorAddress).
+  const split = splitFee(fee, policy, { operator: inference.operator!, creator: adapter.creator, trainedOn });
+  return { kind: 'attributed', fee, split, creator: adapter.creator };
+}

@@ -1,0 +1,28 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { MessagingService } from '@longtail/messaging';
+import { HealthModule, natsProbe, serviceMessaging } from '@longtail/service';
+import type { Logger } from '@longtail/telemetry';
+import { AdaptersController } from './adapters/adapters.controller.js';
+import type { GatewayConfig } from './config.js';
+import { ADMIN_KEY_DIGEST, AdminKeyGuard, digestKey } from './http/admin-key.guard.js';
+import { OpenAiErrorFilter } from './http/openai-errors.js';
+
+@Module({})
+export class GatewayModule {
+  static forRoot(config: GatewayConfig, logger: Logger): DynamicModule {
+    return {
+      module: GatewayModule,
+      imports: [
+        serviceMessaging({ name: 'gateway', natsUrl: config.NATS_URL, logger, consume: false }),
+        HealthModule.register({ inject: [MessagingService], useFactory: (m: MessagingService) => [natsProbe(m)] }),
+      ],
+      controllers: [AdaptersController],
+      providers: [
+        { provide: ADMIN_KEY_DIGEST, useValue: digestKey(config.LONGTAIL_ADMIN_KEY) },
+        AdminKeyGuard,
+        { provide: APP_FILTER, useValue: new OpenAiErrorFilter(logger) },
+      ],
+    };
+  }
+}

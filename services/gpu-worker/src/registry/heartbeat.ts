@@ -1,0 +1,71 @@
+/**
+ * The worker's heartbeat in the `workers` KV bucket (TTL 15 s): the scheduler's view of which
+ * workers are alive and what they can take. The key is deleted on a graceful stop so the worker
+ * leaves the registry at once instead of after the TTL.
+ */
+import { Inject, Injectable, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Kvm, type KV } from '@nats-io/kv';
+import { KV_BUCKETS, subjectToken } from '@longtail/contracts';
+import { MESSAGING_CONNECTION, type MessagingConnection } from '@longtail/messaging';
+import type { Logger } from '@longtail/telemetry';
+import type { WorkerConfig } from '../config.js';
+
+export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
+export const WORKER_LOGGER = Symbol('WORKER_LOGGER');
+
+/** What a heartbeat says. Versioned so the scheduler can read old workers during a rollout. */
+export interface WorkerHeartbeatV1 {
+  readonly version: 1;
+  readonly workerId: string;
+  readonly baseModel: string;
+  readonly operatorAddress: string;
+  readonly state: 'serving' | 'draining';
+  readonly inFlight: number;
+  readonly queueDepth: number;
+  readonly residentAdapters: readonly string[];
+}
+
+@Injectable()
+export class WorkerHeartbeat implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  #kv: KV | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    @Inject(MESSAGING_CONNECTION) private readonly conn: MessagingConnection,
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(WORKER_LOGGER) private readonly logger: Logger,
+  ) {}
+
+  get key(): string {
+    return subjectToken(this.config.WORKER_ID);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.#kv = await new Kvm(this.conn.nc).open(KV_BUCKETS.workers.bucket);
+    await this.beat('serving');
+    this.#timer = setInterval(() => void this.beat('serving'), this.config.HEARTBEAT_INTERVAL_S * 1000);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#kv?.delete(this.key).catch(() => undefined);
+  }
+
+  private async beat(state: WorkerHeartbeatV1['state']): Promise<void> {
+    const heartbeat: WorkerHeartbeatV1 = {
+      version: 1,
+      workerId: this.config.WORKER_ID,
+      baseModel: this.config.BASE_MODEL,
+      operatorAddress: this.config.OPERATOR_ADDRESS,
+      state,
+      inFlight: 0,
+      queueDepth: 0,
+      residentAdapters: [],
+    };
+    try {
+      await this.#kv?.put(this.key, JSON.stringify(heartbeat));
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+}

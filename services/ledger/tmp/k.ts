@@ -1,0 +1,11 @@
+import { keccak_256 } from '@noble/hashes/sha3';
+import { keccak256 } from 'viem';
+import { createHash } from 'node:crypto';
+const b = new Uint8Array(64).fill(7);
+let t0 = performance.now();
+for (let i = 0; i < 200000; i++) keccak_256(b);
+console.log('noble us/hash', (performance.now() - t0) / 200);
+t0 = performance.now();
+for (let i = 0; i < 200000; i++) keccak256(b, 'bytes');
+console.log('viem us/hash', (performance.now() - t0) / 200);
+console.log(require === undefined);
