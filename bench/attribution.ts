@@ -27,7 +27,7 @@ const DATANETS = 1_000;
 const CONTRIBUTORS_PER_DATANET = 100; // 100,000 contributors, each in one Datanet
 const TENANTS = 50;
 const OPERATORS = 8;
-const EPOCHS = 10;
+const EPOCHS = Number(process.env['BENCH_EPOCHS'] ?? 10);
 const BATCH = Number(process.env['BENCH_BATCH'] ?? 2000);
 
 function prng(seed: number): () => number {

@@ -11,6 +11,14 @@
 
 namespace longtail {
 
+namespace {
+constexpr uint64_t kMask20 = (1u << 20) - 1;
+inline uint32_t gen_of(uint64_t s) { return uint32_t(s >> 40); }
+inline int chunks_of(uint64_t s) { return int((s >> 20) & kMask20); }
+inline int next_of(uint64_t s) { return int(s & kMask20); }
+inline uint64_t pack(uint32_t gen, int chunks) { return (uint64_t(gen & 0xffffff) << 40) | (uint64_t(chunks) << 20); }
+}  // namespace
+
 int hardware_threads() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -29,45 +37,61 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    gen_ = (gen_ + 1) & 0xffffff;
+    state_.store(pack(gen_, 0), std::memory_order_release);
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::run_raw(void (*call)(void*, int, int), void* ctx) {
+void ThreadPool::work(uint32_t gen, int tid) {
+  for (;;) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    if (gen_of(s) != gen || next_of(s) >= chunks_of(s)) return;
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+      // Claimed chunk next_of(s) of job `gen`: the job (and call_/ctx_) stays alive until done_.
+      call_(ctx_, next_of(s), tid);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+}
+
+void ThreadPool::run_chunks(int chunks, void (*call)(void*, int, int), void* ctx) {
   call_ = call;
   ctx_ = ctx;
-  pending_.store(n_ - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  gen_ = (gen_ + 1) & 0xffffff;
   {
-    // The lock pairs with the sleeping workers' wait; spinning workers see the new generation.
-    std::lock_guard<std::mutex> lk(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    std::lock_guard<std::mutex> lk(mu_);  // pairs with sleeping workers' predicate check
+    state_.store(pack(gen_, chunks), std::memory_order_release);
   }
   if (sleeping_.load(std::memory_order_acquire) > 0) cv_.notify_all();
-  call(ctx, 0, n_);
-  while (pending_.load(std::memory_order_acquire) != 0) LT_PAUSE();
+  work(gen_, 0);
+  // Wait for chunks other threads claimed; yield so a descheduled worker can finish.
+  for (int spin = 0; done_.load(std::memory_order_acquire) < chunks; ++spin) {
+    if (spin < 256) LT_PAUSE();
+    else sched_yield();
+  }
 }
 
 void ThreadPool::worker(int tid) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 20000; ++spin) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    for (int spin = 0; gen_of(s) == seen && spin < 4000; ++spin) {
       LT_PAUSE();
-      g = generation_.load(std::memory_order_acquire);
+      s = state_.load(std::memory_order_acquire);
     }
-    if (g == seen) {
+    if (gen_of(s) == seen) {
       std::unique_lock<std::mutex> lk(mu_);
       sleeping_.fetch_add(1);
-      cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      cv_.wait(lk, [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; });
       sleeping_.fetch_sub(1);
-      g = generation_.load(std::memory_order_acquire);
+      s = state_.load(std::memory_order_acquire);
     }
-    seen = g;
+    seen = gen_of(s);
     if (stop_.load()) return;
-    call_(ctx_, tid, n_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    work(seen, tid);
   }
 }
 

@@ -4,7 +4,7 @@
  * against its schema, and publishes on the subject the contracts define.
  */
 import type { DynamicModule } from '@nestjs/common';
-import { KV_BUCKETS, OBJECT_BUCKETS, STREAMS, encodeEvent, parseEvent, subjectFor, type KnownEvent } from '@longtail/contracts';
+import { KV_BUCKETS, OBJECT_BUCKETS, STREAMS, deadLetterSubject, encodeEvent, parseEvent, subjectFor, type KnownEvent } from '@longtail/contracts';
 import { MessagingModule, type EventCodec, type ParseEvent, type ProvisionSpec } from '@longtail/messaging';
 import type { Logger } from '@longtail/telemetry';
 
@@ -37,9 +37,10 @@ export const parseKnownEvent: ParseEvent = (raw) => {
   return result.ok ? { ok: true, event: result.event } : { ok: false, error: result.error };
 };
 
-export const contractCodec: Pick<EventCodec, 'encode' | 'subjectFor'> = {
+export const contractCodec: Pick<EventCodec, 'encode' | 'subjectFor' | 'deadLetterSubject'> = {
   encode: (event) => encodeEvent(event as KnownEvent),
   subjectFor: (event) => subjectFor(event as KnownEvent),
+  deadLetterSubject,
 };
 
 export interface ServiceMessagingOptions {

@@ -287,10 +287,8 @@ class CpuBackend final : public Backend {
     const int hd = s.head_dim, group = s.heads / s.kv_heads, kv_dim = s.kv_heads * hd;
     const float scale = 1.0f / std::sqrt(float(hd));
     const int64_t items = int64_t(T) * s.heads;
-    auto body = [&](int tid, int nt) {
+    pool_.parallel_for_tid(items, [&](int64_t b, int64_t e, int tid) {
       float* sc = scores_.data() + size_t(tid) * context_;
-      const int64_t per = (items + nt - 1) / nt;
-      const int64_t b = tid * per, e = std::min(items, b + per);
       for (int64_t i = b; i < e; ++i) {
         const int t = int(i / s.heads), h = int(i % s.heads), kvh = h / group;
         const float* qv = q + (size_t(t) * s.heads + h) * hd;
@@ -312,8 +310,7 @@ class CpuBackend final : public Backend {
         const float inv = 1.0f / sum;
         for (int j = 0; j < n; ++j) axpy(sc[j] * inv, V + size_t(j) * kv_dim, o, hd);
       }
-    };
-    pool_.run(body);
+    });
   }
 
   void add(float* x, const float* y, size_t n) override {

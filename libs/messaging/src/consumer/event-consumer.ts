@@ -357,19 +357,42 @@ class EventConsumerImpl implements EventConsumer {
 
   async #processBatch(msgs: JsMsg[], handle: BatchEventHandler): Promise<void> {
     const items = msgs.map((m) => this.#parse(m));
+    // One span for the batch, linked to every message's trace (OTel's convention for batches),
+    // and one span per message as a child of its publisher, so each request's trace shows where
+    // its event was processed and how that ended.
+    const parents = msgs.map((m) => extractTraceContext(m.headers));
     const links: Link[] = [];
-    for (const m of msgs) {
-      const sc = trace.getSpanContext(extractTraceContext(m.headers));
+    for (const parent of parents) {
+      const sc = trace.getSpanContext(parent);
       if (sc) links.push({ context: sc });
     }
     const span = this.#startSpan(`process ${this.#o.stream}/${this.#o.durable} batch`, ROOT_CONTEXT, links);
     span.setAttribute('messaging.batch.message_count', msgs.length);
+    const batchLink: Link = { context: span.spanContext() };
+    const perMessage = items.map((item, i) => {
+      const s = this.#startSpan(`process ${item.msg.subject}`, parents[i]!, [batchLink]);
+      s.setAttributes({
+        'messaging.nats.sequence': item.msg.seq,
+        'messaging.nats.delivery_count': item.meta.deliveryCount,
+        ...(item.ok ? { 'messaging.message.id': item.event.id, 'longtail.event.type': item.event.type } : {}),
+      });
+      return s;
+    });
+    const fail = (err: unknown) => {
+      const error = err instanceof Error ? err : new Error(messageOf(err));
+      for (const s of [span, ...perMessage]) {
+        s.recordException(error);
+        s.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(err) });
+      }
+    };
     try {
       await context.with(trace.setSpan(ROOT_CONTEXT, span), async () => {
         const valid: Array<Parsed & { ok: true }> = [];
-        for (const item of items) {
-          if (!item.ok) await this.#deadLetter(item, `contract violation: ${item.violation}`);
-          else if (item.meta.deliveryCount > this.#o.maxDeliver) {
+        for (const [i, item] of items.entries()) {
+          if (!item.ok) {
+            perMessage[i]!.setStatus({ code: SpanStatusCode.ERROR, message: `contract violation: ${item.violation}` });
+            await this.#deadLetter(item, `contract violation: ${item.violation}`);
+          } else if (item.meta.deliveryCount > this.#o.maxDeliver) {
             await this.#deadLetter(item, `no outcome after ${this.#o.maxDeliver} deliveries`);
           } else valid.push(item);
         }
@@ -380,8 +403,7 @@ class EventConsumerImpl implements EventConsumer {
           await handle(Object.freeze(batch));
         } catch (err) {
           stopHeartbeat();
-          span.recordException(err instanceof Error ? err : new Error(messageOf(err)));
-          span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(err) });
+          fail(err);
           for (const item of valid) await this.#failed(item, err);
           return;
         }
@@ -389,6 +411,7 @@ class EventConsumerImpl implements EventConsumer {
         await Promise.all(valid.map((i) => this.#ack(i.msg)));
       });
     } finally {
+      for (const s of perMessage) s.end();
       span.end();
     }
   }
