@@ -8,11 +8,11 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 export CC="${CC_SAN:-clang}" CXX="${CXX_SAN:-clang++}"
 
 if [ ! -f build/asan/CMakeCache.txt ]; then
-  cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGTAIL_SANITIZE=ON >/dev/null
+  cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG='-O1 -g' -DLONGTAIL_SANITIZE=ON >/dev/null
 fi
 cmake --build build/asan -j2
 if [ ! -f build/fuzz/CMakeCache.txt ]; then
-  cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGTAIL_FUZZ=ON >/dev/null
+  cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG='-O1 -g' -DLONGTAIL_FUZZ=ON >/dev/null
 fi
 cmake --build build/fuzz -j2 --target fuzz_safetensors fuzz_config
 

@@ -1,7 +1,7 @@
 // CPU backend: the reference implementation of backend.h, and fast enough to serve small models.
 //
 // GEMM: two implementations, chosen per shape (docs/decisions/0007-engine-cpu-gemm.md):
-//  - gemm_own: register-blocked AVX2/FMA dot-product kernel, 4 rows of x × 3 rows of W per
+//  - gemm_own: register-blocked AVX2/FMA dot-product kernel, 3 rows of x × 4 rows of W per
 //    micro-tile, threads split the output columns N. Streams each weight row once per step: the
 //    right shape for decode (small M), which is bound by reading the weights.
 //  - gemm_blas: OpenBLAS sgemm, for large M (prefill), which is bound by FLOPs.
@@ -54,6 +54,12 @@ static inline float hsum(__m256 v) {
 }
 #endif
 
+#ifndef LT_MR
+#define LT_MR 3
+#define LT_NR 4
+#endif
+constexpr int kMR = LT_MR, kNR = LT_NR;
+
 // y[MR rows, NR cols] for x rows m0.., W rows n0.. (dot products over K).
 template <int MR, int NR>
 static inline void micro_tile(int K, const float* x, const float* W, const float* bias, float* y, int ldy) {
@@ -92,7 +98,7 @@ static void column_block(int M, int K, int N, const float* x, const float* W, co
   const float* w = W + size_t(n0) * K;
   const float* b = bias ? bias + n0 : nullptr;
   int m = 0;
-  for (; m + 4 <= M; m += 4) micro_tile<4, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N);
+  for (; m + kMR <= M; m += kMR) micro_tile<kMR, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N);
   switch (M - m) {
     case 3: micro_tile<3, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
     case 2: micro_tile<2, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
@@ -102,16 +108,14 @@ static void column_block(int M, int K, int N, const float* x, const float* W, co
 }
 
 void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
-  constexpr int NR = 3;
+  constexpr int NR = kNR;
   const int blocks = (N + NR - 1) / NR;
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int n0 = int(b) * NR;
-      switch (std::min(NR, N - n0)) {
-        case 3: column_block<3>(M, K, N, x, W, bias, y, n0); break;
-        case 2: column_block<2>(M, K, N, x, W, bias, y, n0); break;
-        default: column_block<1>(M, K, N, x, W, bias, y, n0); break;
-      }
+      const int nr = std::min(NR, N - n0);
+      if (nr == NR) { column_block<NR>(M, K, N, x, W, bias, y, n0); continue; }
+      for (int j = 0; j < nr; ++j) column_block<1>(M, K, N, x, W, bias, y, n0 + j);
     }
   });
 }

@@ -43,6 +43,9 @@ export function spawnServer(options: SpawnServerOptions): ServerProcess {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: a terminal's Ctrl-C reaches only the owner, which stops the
+    // servers after the processes that use them (the exit hook and the reaper cover crashes).
+    detached: true,
     ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
   });
   let output = '';

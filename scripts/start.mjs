@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// `npm start`: the whole of longtail on this machine, on embedded defaults. Builds what changed,
+// starts NATS (JetStream) and PostgreSQL on free ports with temporary data (the same local
+// servers the tests use), then every service, waits until each is ready and prints where to
+// send a request. Ctrl-C stops the services gracefully, then the servers, and removes the data.
+//
+// Settings: PORT (gateway, default 8080), LONGTAIL_ADMIN_KEY (default: a fresh random key),
+// LOG_LEVEL (default warn, so the terminal stays readable), LONGTAIL_SKIP_BUILD=1.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const log = (msg) => process.stdout.write(`[longtail] ${msg}\n`);
+
+if (process.env.LONGTAIL_SKIP_BUILD !== '1') {
+  log('building (incremental)...');
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
+
+const { startNatsServer } = await import(`${root}libs/testenv/dist/nats/start.js`);
+const { startPostgresServer } = await import(`${root}libs/testenv/dist/postgres/start.js`);
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+
+const cleanups = [];
+let stopping = false;
+async function shutdown(code) {
+  if (stopping) return;
+  stopping = true;
+  log('stopping...');
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((err) => log(`cleanup failed: ${err.message}`));
+  log('stopped');
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+try {
+  log('starting NATS (JetStream) and PostgreSQL...');
+  const [nats, postgres] = await Promise.all([
+    startNatsServer(),
+    startPostgresServer({ settings: { synchronous_commit: 'on', fsync: 'on' } }),
+  ]);
+  cleanups.push(() => nats.stop(), () => postgres.destroy());
+  const databaseUrl = postgres.url.replace(/\/postgres$/, '/longtail');
+  const pg = (await import('pg')).default;
+  const admin = new pg.Client({ connectionString: postgres.url });
+  await admin.connect();
+  await admin.query('create database longtail');
+  await admin.end();
+
+  const adminKey = process.env.LONGTAIL_ADMIN_KEY ?? `lt_admin_${randomBytes(24).toString('base64url')}`;
+  const gatewayPort = Number(process.env.PORT ?? 8080);
+  const common = { NATS_URL: nats.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', PATH: process.env.PATH ?? '' };
+  if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT) common.OTEL_EXPORTER_OTLP_ENDPOINT = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const services = [
+    { name: 'gateway', port: gatewayPort, env: { LONGTAIL_ADMIN_KEY: adminKey } },
+    { name: 'scheduler', port: await freePort(), env: { DATABASE_URL: databaseUrl } },
+    { name: 'gpu-worker', port: await freePort(), env: { WORKER_ID: 'local-worker-1' } },
+  ];
+
+  for (const service of services) {
+    const child = spawn(process.execPath, ['--enable-source-maps', `services/${service.name}/dist/main.js`], {
+      cwd: root,
+      env: { ...common, ...service.env, PORT: String(service.port) },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true, // Ctrl-C reaches only this script, which stops services before servers
+    });
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+    child.once('exit', (code) => {
+      if (!stopping) {
+        log(`${service.name} exited (${code}); stopping everything`);
+        void shutdown(1);
+      }
+    });
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    });
+    service.url = `http://127.0.0.1:${service.port}`;
+  }
+
+  for (const service of services) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ok = await fetch(`${service.url}/health/ready`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`${service.name} did not become ready within 60 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    log(`${service.name.padEnd(11)} ready at ${service.url}`);
+  }
+
+  const example = JSON.stringify({
+    adapterId: 'tiny-llama:acme/legal-ur',
+    baseModel: 'tiny-llama',
+    ownerTenantId: 'tenant-acme',
+    name: 'Legal (Urdu)',
+    visibility: 'public',
+    pricePer1kTokens: '1000000000000000',
+    creatorAddress: '0x' + '11'.repeat(20),
+    rank: 16,
+    targetModules: ['q_proj', 'v_proj'],
+    weightsSha256: '0'.repeat(64),
+    sizeBytes: 1048576,
+    weightsObjectKey: `sha256/${'0'.repeat(64)}`,
+    trainedOn: [],
+  });
+  process.stdout.write(`
+longtail is running.
+  NATS        ${nats.url}
+  PostgreSQL  ${databaseUrl}
+  gateway     http://127.0.0.1:${gatewayPort}
+  admin key   ${adminKey}
+
+Register an adapter (the scheduler's catalog picks it up from the ADAPTERS stream):
+  curl -s http://127.0.0.1:${gatewayPort}/v1/adapters -H 'authorization: Bearer ${adminKey}' \\
+    -H 'content-type: application/json' -d '${example}'
+
+Readiness of every service: curl -s http://127.0.0.1:${gatewayPort}/health/ready
+Ctrl-C stops everything and removes the temporary data.
+`);
+} catch (err) {
+  log(`failed to start: ${err.message}`);
+  await shutdown(1);
+}
