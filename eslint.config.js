@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'native/build*/**', '.tools/**', 'bench/results/**'] },
+  { ignores: ['**/dist/**', '**/tmp/**', '**/node_modules/**', 'native/build*/**', '.tools/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

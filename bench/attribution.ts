@@ -206,4 +206,3 @@ function safe(f: () => string): string {
 }
 
 await main();
-if ((globalThis as any).__prof) console.log('PROF', JSON.stringify((globalThis as any).__prof));

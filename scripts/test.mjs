@@ -20,10 +20,8 @@ function step(name, cmd, args, { env } = {}) {
 }
 
 const onlyTests = process.argv.includes('--tests-only');
-let built = true;
 if (!onlyTests) {
-  built = step('build', 'npm', ['run', '--silent', 'build']);
-  if (!built) results.failed += 1;
+  if (!step('build', 'npm', ['run', '--silent', 'build'])) results.failed += 1;
   if (!step('lint', 'npm', ['run', '--silent', 'lint'])) results.failed += 1;
   if (!step('typecheck', 'npm', ['run', '--silent', 'typecheck'])) results.failed += 1;
 }

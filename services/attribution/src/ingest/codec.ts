@@ -1,8 +1,12 @@
 /**
  * Decoding what attribution consumes: the draft events (see contracts-draft.ts) first, then every
  * event @longtail/contracts knows. Anything else is a violation (the consumer dead-letters it).
+ *
+ * Known types are checked with their definition's envelope schema in one pass (the same schema
+ * `parseEvent` ends with); `parseEvent` itself, which first checks the generic envelope and then
+ * freezes the result, is kept for what fails, to report the contracts' own violation.
  */
-import { parseEvent } from '@longtail/contracts';
+import { findDefinition, parseEvent } from '@longtail/contracts';
 import type { ParseResult } from '@longtail/messaging';
 
 import { decodeDraftEvent } from '../contracts-draft.js';
@@ -22,6 +26,12 @@ export function parseAttributionEvent(raw: Uint8Array): ParseResult<StreamEvent>
     if (draft) return { ok: true, event: draft };
   } catch (error) {
     return { ok: false, error };
+  }
+  const head = value as { type?: unknown; version?: unknown } | null;
+  if (head !== null && typeof head === 'object' && typeof head.type === 'string' && typeof head.version === 'number') {
+    const definition = findDefinition(head.type, head.version);
+    const fast = definition?.envelope.safeParse(value);
+    if (fast?.success) return { ok: true, event: fast.data as StreamEvent };
   }
   const parsed = parseEvent(value);
   return parsed.ok ? { ok: true, event: parsed.event } : { ok: false, error: parsed.error };

@@ -157,7 +157,6 @@ export async function applyInferenceEvents(
     for (const row of rows) seen.add(row.request_id);
   }
 
-  const P = (globalThis as any).__prof ??= {}; let p0 = performance.now();
   let batch = new EpochBatch(open.epoch);
   const usage = new UsageBatch();
   for (let index = 0; index < events.length; index += 1) {
@@ -245,11 +244,8 @@ export async function applyInferenceEvents(
       batch = new EpochBatch(open.epoch);
     }
   }
-  P.js = (P.js ?? 0) + performance.now() - p0; p0 = performance.now();
   await flushEpochBatch(trx, batch);
-  P.flush = (P.flush ?? 0) + performance.now() - p0; p0 = performance.now();
   await flushUsage(trx, usage);
-  P.usage = (P.usage ?? 0) + performance.now() - p0;
   return outcome;
 }
 
@@ -286,14 +282,12 @@ async function recordRejection(trx: Transaction<AttributionTables>, r: RejectedE
 }
 
 async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatch): Promise<void> {
-  const T = (globalThis as any).__prof ??= {}; let t0 = performance.now(); const lap = (k: string) => { const t = performance.now(); T[k] = (T[k] ?? 0) + t - t0; t0 = t; };
   if (b.priced.length > 0) {
     await sql`
       insert into priced_requests (request_id, epoch, seq)
       select r, ${b.epoch}::int, s::bigint from unnest(${b.priced.map((p) => p.requestId)}::text[], ${b.priced.map((p) => p.seq.toString())}::text[]) as u(r, s)
       on conflict do nothing`.execute(trx);
   }
-  lap('priced');
   if (b.revenue.size > 0) {
     const cells = [...b.revenue.values()];
     await sql`
@@ -316,7 +310,6 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
         treasury_amount = t.treasury_amount + excluded.treasury_amount,
         contributors_amount = t.contributors_amount + excluded.contributors_amount`.execute(trx);
   }
-  lap('revenue');
   if (b.pools.size > 0) {
     const pools = [...b.pools.values()];
     await sql`
@@ -326,7 +319,6 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
                   ${pools.map((p) => p.snapshotId)}::text[], ${pools.map((p) => p.amount.toString())}::text[]) as u(a, d, s, m)
       on conflict (epoch, adapter_id, datanet_id, snapshot_id) do update set amount = t.amount + excluded.amount`.execute(trx);
   }
-  lap('pools');
   if (b.accounts.size > 0) {
     const accounts = [...b.accounts];
     await sql`
@@ -334,7 +326,6 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
       select ${b.epoch}::int, a, m::numeric from unnest(${accounts.map(([a]) => a)}::text[], ${accounts.map(([, m]) => m.toString())}::text[]) as u(a, m)
       on conflict (epoch, account) do update set amount = t.amount + excluded.amount`.execute(trx);
   }
-  lap('accounts');
   if (b.eventCount > 0) {
     await sql`
       update epochs set fee_total = fee_total + ${b.feeTotal.toString()}::numeric, event_count = event_count + ${b.eventCount}::bigint

@@ -88,6 +88,8 @@ async function readInBatches(
   let batch: SequencedEvent<StreamEvent>[] = [];
   let count = 0;
   let skipped = 0;
+  // One batch is applied while the next is read and decoded (order is kept: one apply at a time).
+  let applying: Promise<unknown> = Promise.resolve();
   const source = replayStream(conn, {
     stream,
     ...(filterSubject ? { filterSubject } : {}),
@@ -101,10 +103,14 @@ async function readInBatches(
     batch.push({ seq: message.seq, event: message.event as unknown as StreamEvent });
     count += 1;
     if (batch.length >= batchSize) {
-      await apply(batch, count);
+      const full = batch;
+      const total = count;
       batch = [];
+      await applying;
+      applying = apply(full, total);
     }
   }
+  await applying;
   if (batch.length > 0) await apply(batch, count);
   return { count, skipped };
 }

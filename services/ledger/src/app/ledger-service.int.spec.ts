@@ -124,9 +124,13 @@ describe('ledger service', () => {
   });
 
   it('given an epoch event that breaks its contract, then it is dead-lettered and nothing is posted for it', async () => {
+    // Raw bytes: the publisher would refuse to encode it (totalAmount is not the sum of the totals).
     const bad = epochClosed(3, [[eli, 1n]]).event;
-    await publisher.publish({ ...bad, data: { ...bad.data, totalAmount: '999' } } as never, { subject: 'attribution.epoch.closed.3' });
-    await new Promise((r) => setTimeout(r, 1500));
+    const body = new TextEncoder().encode(JSON.stringify({ ...bad, data: { ...bad.data, totalAmount: '999' } }));
+    await conn.js.publish('attribution.epoch.closed.3', body, { msgID: bad.id });
+    const jsm = await conn.jsm();
+    const dead = await waitFor(() => jsm.streams.getMessage('DLQ', { last_by_subj: 'dlq.ATTRIBUTION.ledger-epochs' }).then((m) => m ?? undefined, () => undefined), { timeoutMs: 15_000, intervalMs: 200 });
+    expect(dead).toBeTruthy();
     const statuses = await commands.request<EpochPayoutStatus[]>('longtail.ledger.epochs', {});
     expect(statuses.map((s) => s.epoch)).toEqual([0, 1, 2]);
   });
