@@ -8,7 +8,10 @@
 // LOG_LEVEL (default warn, so the terminal stays readable), LONGTAIL_SKIP_BUILD=1.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -52,6 +55,8 @@ try {
     startNatsServer(),
     startPostgresServer({ settings: { synchronous_commit: 'on', fsync: 'on' } }),
   ]);
+  const dataDir = mkdtempSync(join(tmpdir(), 'longtail-stack-'));
+  cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   cleanups.push(() => nats.stop(), () => postgres.destroy());
   const databaseUrl = postgres.url.replace(/\/postgres$/, '/longtail');
   const pg = (await import('pg')).default;
@@ -68,6 +73,8 @@ try {
     { name: 'gateway', port: gatewayPort, env: { LONGTAIL_ADMIN_KEY: adminKey } },
     { name: 'scheduler', port: await freePort(), env: { DATABASE_URL: databaseUrl } },
     { name: 'gpu-worker', port: await freePort(), env: { WORKER_ID: 'local-worker-1' } },
+    // No CHAIN_* settings: the ledger runs an embedded anvil and deploys the contracts once.
+    { name: 'ledger', port: await freePort(), env: { DATABASE_URL: databaseUrl, LEDGER_DATA_DIR: join(dataDir, 'ledger') } },
   ];
 
   for (const service of services) {

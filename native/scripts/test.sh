@@ -11,15 +11,16 @@ if [ ! -f build/asan/CMakeCache.txt ]; then
   cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG='-O1 -g' -DLONGTAIL_SANITIZE=ON >/dev/null
 fi
 cmake --build build/asan -j2
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export OPENBLAS_NUM_THREADS=1
+(cd build/asan && ctest --output-on-failure -j2)
+
 if [ ! -f build/fuzz/CMakeCache.txt ]; then
   cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG='-O1 -g' -DLONGTAIL_FUZZ=ON >/dev/null
 fi
 cmake --build build/fuzz -j2 --target fuzz_safetensors fuzz_config
 
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export OPENBLAS_NUM_THREADS=1
-(cd build/asan && ctest --output-on-failure -j2)
 
 run_fuzz() {
   name="$1"; secs="$2"

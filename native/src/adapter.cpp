@@ -225,6 +225,7 @@ std::unique_ptr<Adapter> load_adapter(const std::string& dir_in, const Model& ba
   }
 
   auto w = std::make_unique<AdapterWeights>();
+  w->base = &base;
   w->layers.resize(c.layers);
   w->dtype = dtype;
   w->r = r;

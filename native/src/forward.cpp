@@ -174,7 +174,7 @@ void Engine::step(const StepBatch& batch, float* logits) {
     }
     if (ss.pos + ss.n_tokens > seq.capacity) throw Error("step: sequence " + std::to_string(ss.seq) + " exceeds its KV capacity");
     if (T + ss.n_tokens > s.max_tokens) throw Error("step: more than max_tokens_per_step = " + std::to_string(s.max_tokens) + " tokens");
-    if (ss.adapter && ss.adapter->weights().layers.size() != size_t(c.layers)) throw Error("step: adapter was loaded for another model");
+    if (ss.adapter && ss.adapter->weights().base != &model_) throw Error("step: adapter " + ss.adapter->dir() + " was validated against another model");
     s.seq_start[i] = T;
     s.seq_adapter[i] = ss.adapter;
     for (int j = 0; j < ss.n_tokens; ++j) {

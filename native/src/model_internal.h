@@ -61,6 +61,7 @@ struct LoraModule {
 };
 
 struct AdapterWeights {
+  const Model* base = nullptr;  // the model it was validated against; step() refuses others
   std::vector<std::array<LoraModule, kNumProj>> layers;  // [layers][proj]
   std::vector<std::unique_ptr<AlignedFloats>> owned;
   std::string dtype;

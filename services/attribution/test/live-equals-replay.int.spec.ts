@@ -28,10 +28,10 @@ describe('attribution: live consumption equals replay', () => {
     const conn = await connect(nats().url);
     const db = openDb(database().url);
     try {
-      // Inferences go out while the facts are still being published: the consumer must wait for facts, not misprice.
-      const half = Math.floor(scenario.facts.length / 2);
-      await publishAll(conn, scenario.facts.slice(0, half));
-      const [, seqs] = await Promise.all([publishAll(conn, scenario.facts.slice(half)), publishAll(conn, scenario.inference)]);
+      // Inferences follow the facts at once, before the facts are projected: the inference consumer
+      // must wait for them (a registration always precedes the inferences on its adapter), not misprice.
+      await publishAll(conn, scenario.facts);
+      const seqs = await publishAll(conn, scenario.inference);
       const lastValid = Math.max(...seqs.filter((_, i) => scenario.inference[i]!.subject !== 'inference.completed.bad'));
       await waitForInference(db, lastValid);
 
@@ -52,6 +52,11 @@ describe('attribution: live consumption equals replay', () => {
       // Each request priced once, whatever its copies.
       const distinct = new Set(scenario.inference.filter((m) => m.stream === 'INFERENCE' && String(m.event['type']).startsWith('inference.c') || String(m.event['type']) === 'inference.failed').map((m) => (m.event['data'] as { requestId: string }).requestId));
       distinct.delete('bad');
+      distinct.delete('ghost-42');
+      // The inference on a never-registered adapter was refused, recorded and dead-lettered.
+      expect(await db.db.selectFrom('rejected_events').select(['event_type', 'reason']).execute()).toEqual([
+        { event_type: 'inference.completed', reason: 'adapter llama-3-8b:ghost/never-registered does not exist' },
+      ]);
       expect(await countRows(db, 'priced_requests')).toBe(distinct.size);
 
       // attribution.epoch.closed events: one per epoch, totals = the fees of the epoch.
@@ -70,7 +75,12 @@ describe('attribution: live consumption equals replay', () => {
 
       // The malformed event was dead-lettered, with its reason, and the stream went on.
       const dlq = await (await conn.jsm()).streams.info('DLQ');
-      expect(dlq.state.messages).toBeGreaterThanOrEqual(1);
+      expect(dlq.state.messages).toBeGreaterThanOrEqual(2);
+      const reasons = [];
+      for await (const m of replayStream(conn, { stream: 'DLQ', parse: () => ({ ok: true, event: {} as never }) })) reasons.push(m.seq);
+      const jsm = await conn.jsm();
+      const headers = await Promise.all(reasons.map(async (seq) => (await jsm.streams.getMessage('DLQ', { seq: Number(seq) }))?.header.get('Longtail-Dlq-Reason')));
+      expect(headers).toEqual(expect.arrayContaining([expect.stringMatching(/contract violation|invalid/i), expect.stringMatching(/never-registered does not exist/)]));
 
       const liveHash = await attributionStateHash(db.db, 'attribution');
       const replayed = await replayAttribution({ conn, connectionString: database().url });

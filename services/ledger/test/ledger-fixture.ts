@@ -7,7 +7,7 @@ import { createDatabase, migrateToLatest, withProjectionCheckpoints, type Databa
 import type { Address, Hex } from 'viem';
 
 import { DistributorGateway } from '../src/chain/distributor-gateway.js';
-import { applyEpochEvents, type EpochClosedEvent } from '../src/epochs/epoch-projection.js';
+import { applyEpochEvents } from '../src/epochs/epoch-projection.js';
 import { EpochPoster, type EpochPosterOptions, type PosterCrashPoint } from '../src/payouts/epoch-poster.js';
 import type { PosterPolicy } from '../src/payouts/decide.js';
 import { LEDGER_SCHEMA, ledgerMigrations } from '../src/store/migrations.js';
@@ -22,7 +22,7 @@ export async function openLedgerDatabase(url: string): Promise<DatabaseHandle<Le
 let sequence = 0n;
 
 /** A valid `attribution.epoch.closed` for `shares` (account → amount in base units). */
-export function epochClosed(epoch: number, shares: ReadonlyArray<readonly [Address, bigint]>): SequencedEvent<EpochClosedEvent> {
+export function epochClosed(epoch: number, shares: ReadonlyArray<readonly [Address, bigint]>): SequencedEvent<AttributionEpochClosedV1> {
   const summary = summariseTotals(shares.map(([account, amount]) => ({ account, amount })));
   const event = createEvent(
     AttributionEpochClosedV1,

@@ -5,12 +5,12 @@
  * the projection checkpoint skips what was already applied. After an INFERENCE batch, the epochs
  * it closed are announced (outbox relay) and refused events are dead-lettered with their reason.
  */
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { v7 as uuidv7 } from 'uuid';
 
+import { deadLetterSubject } from '@longtail/contracts';
 import {
-  deadLetterSubject,
   EventPublisher,
   LongtailHeaders,
   MESSAGING_CONNECTION,
@@ -35,6 +35,26 @@ import { ATTRIBUTION_OPTIONS } from './tokens.js';
 
 export const INFERENCE_DURABLE = 'attribution-inference';
 
+/** Durable consumer of a fact projection. */
+export function factDurable(prefix: string, name: string): string {
+  return `${prefix}-${name}`;
+}
+
+/**
+ * True when every fact consumer has nothing pending and nothing unacknowledged: all facts the
+ * streams held have been committed (acks follow commits).
+ */
+export function factsCaughtUp(conn: MessagingConnection, prefix: string): () => Promise<boolean> {
+  return async () => {
+    const jsm = await conn.jsm();
+    for (const [name, ref] of Object.entries(FACT_PROJECTIONS)) {
+      const info = await jsm.consumers.info(ref.stream, factDurable(prefix, name)).catch(() => undefined);
+      if (!info || info.num_pending > 0 || info.num_ack_pending > 0) return false;
+    }
+    return true;
+  };
+}
+
 function sequenced(batch: ReadonlyArray<ReceivedEvent>): SequencedEvent<StreamEvent>[] {
   return batch.map((item) => ({ seq: item.meta.seq, event: item.event as unknown as StreamEvent }));
 }
@@ -42,6 +62,10 @@ function sequenced(batch: ReadonlyArray<ReceivedEvent>): SequencedEvent<StreamEv
 @Injectable()
 export class AttributionConsumers implements OnApplicationBootstrap, OnApplicationShutdown {
   #timer: NodeJS.Timeout | undefined;
+  readonly #log = new Logger('attribution');
+  readonly #warn = (what: string) => (error: unknown) => {
+    this.#log.warn(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  };
 
   constructor(
     @Inject(ATTRIBUTION_OPTIONS) private readonly options: AttributionOptions,
@@ -57,7 +81,7 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
     await this.#publishGenesisPolicy();
     const prefix = this.options.durablePrefix ?? 'attribution';
     const facts = (durable: string): Pick<OnEventsOptions, 'durable' | 'batch' | 'maxDeliver' | 'backoffMs'> => ({
-      durable: `${prefix}-${durable}`,
+      durable: factDurable(prefix, durable),
       batch: { size: 500, maxWaitMs: 1000 },
       maxDeliver: 10,
       backoffMs: [500, 2000, 5000],
@@ -85,13 +109,13 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
         const result = await this.projector.applyInference(sequenced(batch), inferenceGaps);
         if (result.rejected.length > 0) await this.#deadLetter(result.rejected, batch);
         // Also after a redelivered batch: a crash may have come between a close's commit and its announcement.
-        await this.relay.publishPending().catch(() => undefined);
+        await this.relay.publishPending().catch(this.#warn('announcing closed epochs failed; retried after the next batch'));
       },
     );
-    await this.relay.publishPending().catch(() => undefined);
+    await this.relay.publishPending().catch(this.#warn('announcing closed epochs failed; retried after the next batch'));
     if (this.options.epochSeconds > 0) {
       const epochMs = this.options.epochSeconds * 1000;
-      this.#timer = setInterval(() => void this.closer.tick(epochMs).catch(() => undefined), Math.min(epochMs, 10_000));
+      this.#timer = setInterval(() => void this.closer.tick(epochMs).catch(this.#warn('epoch close request failed')), Math.min(epochMs, 10_000));
       this.#timer.unref();
     }
   }
@@ -132,11 +156,11 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
       h.set(LongtailHeaders.DlqSubject, original?.meta.subject ?? '');
       h.set(LongtailHeaders.DlqDurable, durable);
       await this.conn.js
-        .publish(deadLetterSubject('INFERENCE', durable), new TextEncoder().encode(JSON.stringify(original?.event ?? { id: r.eventId })), {
+        .publish(deadLetterSubject({ stream: 'INFERENCE', durable }), new TextEncoder().encode(JSON.stringify(original?.event ?? { id: r.eventId })), {
           headers: h,
           msgID: `dlq.INFERENCE.${durable}.${r.seq}`,
         })
-        .catch(() => undefined);
+        .catch(this.#warn(`dead-lettering refused event ${r.seq} failed (it is recorded in rejected_events)`));
     }
   }
 }

@@ -8,7 +8,7 @@ import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutd
 
 import { encodeEvent, STREAMS, subjectFor, type EventEnvelope, type KnownEvent } from '@longtail/contracts';
 import { createDatabase, migrateToLatest, type DatabaseHandle } from '@longtail/database';
-import { EventPublisher, MessagingModule } from '@longtail/messaging';
+import { EventPublisher, MESSAGING_CONNECTION, MessagingModule, type MessagingConnection } from '@longtail/messaging';
 
 import { draftSubject, type DraftEvent, DRAFT_EVENTS } from '../contracts-draft.js';
 import { EpochClosedRelay } from '../epochs/epoch-closed-relay.js';
@@ -21,8 +21,9 @@ import { ATTRIBUTION_MIGRATIONS } from '../projections/migrations.js';
 import type { AttributionTables } from '../projections/schema.js';
 import { AttributionQueries } from '../queries/attribution-queries.js';
 import { AttributionCommands } from './attribution-commands.js';
-import { AttributionConsumers } from './attribution-consumers.js';
+import { AttributionConsumers, factsCaughtUp } from './attribution-consumers.js';
 import { AttributionHttpController } from './attribution-http.controller.js';
+import { DatanetCommands } from './datanet-commands.js';
 import type { AttributionOptions } from './attribution-options.js';
 import { ATTRIBUTION_DB, ATTRIBUTION_OPTIONS } from './tokens.js';
 
@@ -83,9 +84,10 @@ export class AttributionModule {
         { provide: FactBook, inject: [ATTRIBUTION_DB], useFactory: (h: DatabaseHandle<AttributionTables>) => loadFactBook(h.db) },
         {
           provide: AttributionProjector,
-          inject: [ATTRIBUTION_DB, FactBook],
-          useFactory: (h: DatabaseHandle<AttributionTables>, facts: FactBook) =>
+          inject: [ATTRIBUTION_DB, FactBook, MESSAGING_CONNECTION],
+          useFactory: (h: DatabaseHandle<AttributionTables>, facts: FactBook, conn: MessagingConnection) =>
             new AttributionProjector(h.db, facts, {
+              factsCaughtUp: factsCaughtUp(conn, options.durablePrefix ?? 'attribution'),
               ...(options.factWaitMs !== undefined ? { factWaitMs: options.factWaitMs } : {}),
               ...(options.afterCommit ? { afterCommit: options.afterCommit } : {}),
               ...(options.beforeCommit ? { beforeCommit: options.beforeCommit } : {}),
@@ -104,6 +106,7 @@ export class AttributionModule {
         { provide: AttributionQueries, inject: [ATTRIBUTION_DB], useFactory: (h: DatabaseHandle<AttributionTables>) => new AttributionQueries(h.db) },
         AttributionConsumers,
         AttributionCommands,
+        DatanetCommands,
       ],
     };
   }

@@ -13,7 +13,7 @@
  * any epoch other than the open one (a duplicate, a racing second closer) is ignored. Several
  * closers may therefore run; no lease is needed for correctness.
  */
-import type { MissingFactRef } from '../inference/attribute.js';
+import type { MissingFactRef } from '../facts/facts.js';
 import type { SplitPolicy } from '../split/split-policy.js';
 
 export interface OpenEpoch {

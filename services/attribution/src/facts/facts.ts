@@ -25,6 +25,23 @@ export interface AdapterTerms {
   readonly trainedOn: readonly TrainingRef[];
 }
 
+/** A fact an input needs and the state has not seen yet. */
+export type MissingFactRef =
+  | { readonly kind: 'adapter'; readonly adapterId: string }
+  | { readonly kind: 'snapshot'; readonly datanetId: string; readonly snapshotId: string }
+  | { readonly kind: 'policy'; readonly version: number };
+
+export function describeMissing(ref: MissingFactRef): string {
+  switch (ref.kind) {
+    case 'adapter':
+      return `adapter ${ref.adapterId}`;
+    case 'snapshot':
+      return `snapshot ${ref.datanetId}@${ref.snapshotId}`;
+    case 'policy':
+      return `policy v${ref.version}`;
+  }
+}
+
 /** Read side of the facts (what the inference core needs). */
 export interface Facts {
   adapter(adapterId: string): AdapterTerms | undefined;

@@ -3,7 +3,7 @@
  * epoch's policy among the operator, the creator, the treasury and the adapter's snapshot pools.
  * Pure: the result depends only on the inference, the immutable facts and the open epoch.
  */
-import type { Facts } from '../facts/facts.js';
+import type { Facts, MissingFactRef } from '../facts/facts.js';
 import type { OpenEpoch } from '../epochs/epoch.js';
 import { price } from '../pricing/price.js';
 import type { TrainingSource } from '../split/provenance.js';
@@ -25,6 +25,8 @@ export interface InferenceOutcome {
   readonly endedAt: string;
 }
 
+export { describeMissing, type MissingFactRef } from '../facts/facts.js';
+
 export type InferenceAttribution =
   | {
       readonly kind: 'attributed';
@@ -34,23 +36,6 @@ export type InferenceAttribution =
       readonly creator: string | null;
     }
   | { readonly kind: 'wait'; readonly missing: MissingFactRef };
-
-/** A fact an input needs and the state has not seen yet. */
-export type MissingFactRef =
-  | { readonly kind: 'adapter'; readonly adapterId: string }
-  | { readonly kind: 'snapshot'; readonly datanetId: string; readonly snapshotId: string }
-  | { readonly kind: 'policy'; readonly version: number };
-
-export function describeMissing(ref: MissingFactRef): string {
-  switch (ref.kind) {
-    case 'adapter':
-      return `adapter ${ref.adapterId}`;
-    case 'snapshot':
-      return `snapshot ${ref.datanetId}@${ref.snapshotId}`;
-    case 'policy':
-      return `policy v${ref.version}`;
-  }
-}
 
 export function attributeInference(facts: Facts, open: OpenEpoch, inference: InferenceOutcome): InferenceAttribution {
   if (inference.adapterId === null || inference.outcome === 'failed') {

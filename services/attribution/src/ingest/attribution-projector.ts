@@ -20,6 +20,7 @@ import { absorbFacts, applyFactEvents, loadMissingFact, type StreamEvent } from 
 import {
   applyInferenceEvents,
   FactNotReady,
+  recordRejection,
   INFERENCE_PROJECTION,
   type ClosedEpochRecord,
   type InferenceBatchOutcome,
@@ -46,6 +47,13 @@ export interface ProjectorOptions {
    * throwing here simulates a crash between commit and ack.
    */
   readonly afterCommit?: (info: { readonly projection: string; readonly lastSeq: bigint }) => void;
+  /**
+   * Whether the fact projections have applied everything their streams held when asked. When a
+   * fact is still missing after `factWaitMs` and the facts are caught up, the fact does not exist:
+   * the event that needs it is refused (recorded in rejected_events, dead-lettered by the caller)
+   * instead of holding up the stream. Without it, the batch fails and is retried.
+   */
+  readonly factsCaughtUp?: () => Promise<boolean>;
   /** Test hook, called inside the transaction after the rows are written: throwing rolls it all back. */
   readonly beforeCommit?: (info: { readonly projection: string; readonly lastSeq: bigint }) => void;
 }
@@ -63,6 +71,7 @@ export class AttributionProjector {
   readonly #factWaitMs: number;
   readonly #afterCommit: ProjectorOptions['afterCommit'];
   readonly #beforeCommit: ProjectorOptions['beforeCommit'];
+  readonly #factsCaughtUp: ProjectorOptions['factsCaughtUp'];
 
   constructor(db: Kysely<AttributionTables>, facts: FactBook, options: ProjectorOptions = {}) {
     this.#db = db;
@@ -70,6 +79,7 @@ export class AttributionProjector {
     this.#factWaitMs = options.factWaitMs ?? 5000;
     this.#afterCommit = options.afterCommit;
     this.#beforeCommit = options.beforeCommit;
+    this.#factsCaughtUp = options.factsCaughtUp;
   }
 
   get facts(): FactBook {
@@ -131,7 +141,17 @@ export class AttributionProjector {
           applied += head.applied;
         }
         remaining = remaining.filter((e) => e.seq >= blockedSeq);
-        waitedMs = await this.#waitForFact(notReady.missing, waitedMs);
+        try {
+          waitedMs = await this.#waitForFact(notReady.missing, waitedMs);
+        } catch (error) {
+          if (!(error instanceof FactStillMissing) || !(await this.#factsCaughtUp?.())) throw error;
+          const blocked = remaining[0]!;
+          const rejection = { seq: blocked.seq, eventId: blocked.event.id, eventType: blocked.event.type, reason: `${describeMissing(notReady.missing)} does not exist` };
+          await applyProjectionBatch(this.#db, INFERENCE_PROJECTION, [blocked], (trx) => recordRejection(trx, rejection));
+          rejected.push(rejection);
+          remaining = remaining.slice(1);
+          waitedMs = 0;
+        }
       }
     }
     return { closed, rejected, applied };

@@ -57,15 +57,12 @@ export function emptyAccumulation(): EpochAccumulation {
   return { direct: new Map(), pools: new Map(), feeTotal: 0n, eventCount: 0 };
 }
 
-export class MissingFact extends Error {
-  override readonly name = 'MissingFact';
-}
-
 /**
  * Applies one input. The state is owned by the caller and updated in place (a fold over millions
- * of events cannot copy maps per event); it is returned for chaining.
- * @throws MissingFact when an inference or marker names a fact the state has not seen: facts
- *   (adapters, snapshots, policies) must be folded before the inferences that use them.
+ * of events cannot copy maps per event); it is returned for chaining. Facts (adapters, snapshots,
+ * policies) must be folded before the inferences that use them: an inference or marker naming a
+ * fact the state has not seen is refused (listed in `rejected`), as the projection does once its
+ * fact streams are caught up.
  */
 export function evolve(state: AttributionState, input: AttributionInput): AttributionState {
   switch (input.kind) {
@@ -85,7 +82,11 @@ export function evolve(state: AttributionState, input: AttributionInput): Attrib
       const { inference } = input;
       if (state.priced.has(inference.requestId)) break;
       const result = attributeInference(state.facts, state.open, inference);
-      if (result.kind === 'wait') throw new MissingFact(describeMissing(result.missing));
+      if (result.kind === 'wait') {
+        // Facts are folded first: one missing now does not exist (the projection refuses it too).
+        state.rejected.push({ sequence: input.sequence, reason: `${describeMissing(result.missing)} does not exist` });
+        break;
+      }
       state.priced.add(inference.requestId);
       const acc = state.current;
       acc.eventCount += 1;
@@ -103,7 +104,10 @@ export function evolve(state: AttributionState, input: AttributionInput): Attrib
     }
     case 'epoch-closing': {
       const outcome = decideClose(state.open, input.marker, (v) => state.facts.policy(v));
-      if (outcome.kind === 'wait') throw new MissingFact(describeMissing(outcome.missing));
+      if (outcome.kind === 'wait') {
+        state.rejected.push({ sequence: input.marker.sequence, reason: `${describeMissing(outcome.missing)} does not exist` });
+        break;
+      }
       if (outcome.kind === 'reject') state.rejected.push({ sequence: input.marker.sequence, reason: outcome.reason });
       if (outcome.kind !== 'close') break;
       const acc = state.current;

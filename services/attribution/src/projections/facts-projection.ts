@@ -4,7 +4,7 @@
  * the inference projection prices with. Every write is first-wins (`on conflict do nothing`): a
  * fact never changes once recorded, so redelivery and duplicates change nothing.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Insertable, type Kysely, type Transaction } from 'kysely';
 
 import type { KnownEvent } from '@longtail/contracts';
 import type { ProjectionRef, SequencedEvent } from '@longtail/database';
@@ -26,24 +26,34 @@ export const FACT_PROJECTIONS = {
 
 /** Writes the fact events of a batch (any of the three streams). */
 export async function applyFactEvents(trx: Transaction<AttributionTables>, events: ReadonlyArray<SequencedEvent<StreamEvent>>): Promise<void> {
+  // Registrations in a row are written with one statement (a fresh replay has 10,000s of them).
+  let registrations: Insertable<AttributionTables['adapters']>[] = [];
+  const flushRegistrations = async (): Promise<void> => {
+    if (registrations.length === 0) return;
+    await trx
+      .insertInto('adapters')
+      .values(registrations)
+      .onConflict((c) => c.column('adapter_id').doNothing())
+      .execute();
+    registrations = [];
+  };
   for (const { seq, event } of events) {
+    if (event.type !== 'adapters.registered') await flushRegistrations();
     switch (event.type) {
       case 'adapters.registered': {
         const terms = adapterTerms(event);
         const trainedOn: TrainedOnJson[] = terms.trainedOn.map((t) => ({ ...t }));
-        await trx
-          .insertInto('adapters')
-          .values({
-            adapter_id: terms.adapterId,
-            creator: terms.creator,
-            price_per_1k_tokens: terms.pricePer1kTokens.toString(),
-            owner_tenant_id: event.data.ownerTenantId,
-            trained_on: JSON.stringify(trainedOn),
-            retired: false,
-            registered_seq: seq,
-          })
-          .onConflict((c) => c.column('adapter_id').doNothing())
-          .execute();
+        // first registration of an id wins, also within one statement
+        if (registrations.some((r) => r.adapter_id === terms.adapterId)) break;
+        registrations.push({
+          adapter_id: terms.adapterId,
+          creator: terms.creator,
+          price_per_1k_tokens: terms.pricePer1kTokens.toString(),
+          owner_tenant_id: event.data.ownerTenantId,
+          trained_on: JSON.stringify(trainedOn),
+          retired: false,
+          registered_seq: seq,
+        });
         break;
       }
       case 'adapters.retired':
@@ -122,6 +132,7 @@ export async function applyFactEvents(trx: Transaction<AttributionTables>, event
         break;
     }
   }
+  await flushRegistrations();
 }
 
 /** Adds the facts of events (already committed) to an in-memory book. */

@@ -273,7 +273,8 @@ async function readOpenEpoch(trx: Transaction<AttributionTables>): Promise<OpenE
   return GENESIS_EPOCH;
 }
 
-async function recordRejection(trx: Transaction<AttributionTables>, r: RejectedEvent): Promise<void> {
+/** Records an event the projection refuses (it counts as applied: the checkpoint moves past it). */
+export async function recordRejection(trx: Transaction<AttributionTables>, r: RejectedEvent): Promise<void> {
   await trx
     .insertInto('rejected_events')
     .values({ stream: INFERENCE_PROJECTION.stream, seq: r.seq, event_id: r.eventId, event_type: r.eventType, reason: r.reason })
@@ -378,21 +379,16 @@ async function closeEpoch(
   const totals = result.totals.map((t) => ({ account: t.account, amount: t.amount.toString() }));
   const hash = totalsHash(totals);
 
-  await trx.deleteFrom('epoch_account_earnings').where('epoch', '=', epoch).execute();
-  for (let i = 0; i < totals.length; i += 10_000) {
-    const chunk = totals.slice(i, i + 10_000);
+  // The direct shares are already there; add each contributor's part of the pools (one row per account).
+  const contributorTotals = new Map<string, bigint>();
+  for (const e of result.contributorEarnings) contributorTotals.set(e.account, (contributorTotals.get(e.account) ?? 0n) + e.amount);
+  const added = [...contributorTotals];
+  for (let i = 0; i < added.length; i += 10_000) {
+    const chunk = added.slice(i, i + 10_000);
     await sql`
-      insert into epoch_account_earnings (epoch, account, amount)
-      select ${epoch}::int, a, m::numeric from unnest(${chunk.map((t) => t.account)}::text[], ${chunk.map((t) => t.amount)}::text[]) as u(a, m)`.execute(trx);
-  }
-  const earnings = result.contributorEarnings;
-  for (let i = 0; i < earnings.length; i += 10_000) {
-    const chunk = earnings.slice(i, i + 10_000);
-    await sql`
-      insert into epoch_contributor_earnings (epoch, account, datanet_id, snapshot_id, amount)
-      select ${epoch}::int, a, d, s, m::numeric
-      from unnest(${chunk.map((e) => e.account)}::text[], ${chunk.map((e) => e.datanetId)}::text[],
-                  ${chunk.map((e) => e.snapshotId)}::text[], ${chunk.map((e) => e.amount.toString())}::text[]) as u(a, d, s, m)`.execute(trx);
+      insert into epoch_account_earnings as t (epoch, account, amount)
+      select ${epoch}::int, a, m::numeric from unnest(${chunk.map(([a]) => a)}::text[], ${chunk.map(([, m]) => m.toString())}::text[]) as u(a, m)
+      on conflict (epoch, account) do update set amount = t.amount + excluded.amount`.execute(trx);
   }
   const row = await trx
     .updateTable('epochs')

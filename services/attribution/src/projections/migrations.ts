@@ -29,6 +29,7 @@ export const ATTRIBUTION_MIGRATIONS = withProjectionCheckpoints({
     `create table snapshot_contributors (
        datanet_id text not null, snapshot_id text not null, account text not null, weight ${AMOUNT},
        primary key (datanet_id, snapshot_id, account))`,
+    `create index snapshot_contributors_account on snapshot_contributors (account)`,
     `create table policies (
        version integer primary key, effective_from_epoch integer not null,
        operator_bps integer not null, creator_bps integer not null, contributors_bps integer not null, treasury_bps integer not null,
@@ -52,9 +53,6 @@ export const ATTRIBUTION_MIGRATIONS = withProjectionCheckpoints({
        primary key (epoch, adapter_id, datanet_id, snapshot_id))`,
     `create table epoch_account_earnings (epoch integer not null, account text not null, amount ${AMOUNT}, primary key (epoch, account))`,
     `create index epoch_account_earnings_account on epoch_account_earnings (account, epoch)`,
-    `create table epoch_contributor_earnings (
-       epoch integer not null, account text not null, datanet_id text not null, snapshot_id text not null, amount ${AMOUNT},
-       primary key (epoch, account, datanet_id, snapshot_id))`,
     `create table usage_hourly_adapter (
        hour text not null, adapter_id text not null, requests bigint not null, failed bigint not null,
        prompt_tokens bigint not null, completion_tokens bigint not null, latency_buckets bigint[] not null,
@@ -83,7 +81,6 @@ export const HASHED_TABLES = [
   { name: 'epoch_adapter_revenue', orderBy: ['epoch', 'adapter_id', 'operator'] },
   { name: 'epoch_pools', orderBy: ['epoch', 'adapter_id', 'datanet_id', 'snapshot_id'] },
   { name: 'epoch_account_earnings', orderBy: ['epoch', 'account'] },
-  { name: 'epoch_contributor_earnings', orderBy: ['epoch', 'account', 'datanet_id', 'snapshot_id'] },
   { name: 'usage_hourly_adapter', orderBy: ['adapter_id', 'hour'] },
   { name: 'usage_hourly_tenant', orderBy: ['tenant_id', 'hour'] },
   { name: 'rejected_events', orderBy: ['stream', 'seq'] },

@@ -5,7 +5,7 @@
  * Facts (ADAPTERS, DATANETS, ATTRIBUTION policy events): adapters, datanets,
  * datanet_contributions, snapshots, snapshot_contributors, policies.
  * Earnings (INFERENCE): epochs, priced_requests, epoch_adapter_revenue, epoch_pools,
- * epoch_account_earnings, epoch_contributor_earnings, usage_hourly_adapter, usage_hourly_tenant,
+ * epoch_account_earnings, usage_hourly_adapter, usage_hourly_tenant,
  * rejected_events.
  * Bookkeeping (not projection state, not hashed): epoch_closed_outbox.
  */
@@ -79,7 +79,6 @@ export interface AttributionTables {
   };
   epoch_pools: { epoch: number; adapter_id: string; datanet_id: string; snapshot_id: string; amount: Amount };
   epoch_account_earnings: { epoch: number; account: string; amount: Amount };
-  epoch_contributor_earnings: { epoch: number; account: string; datanet_id: string; snapshot_id: string; amount: Amount };
   usage_hourly_adapter: UsageRow & { adapter_id: string };
   usage_hourly_tenant: UsageRow & { tenant_id: string };
   rejected_events: { stream: string; seq: Int8; event_id: string; event_type: string; reason: string };

@@ -15,6 +15,8 @@ import { z } from 'zod';
 import { AdapterIdSchema, DatanetIdSchema, EvmAddressSchema, OpaqueIdSchema } from '@longtail/contracts';
 
 import type { AttributionTables } from '../projections/schema.js';
+import { snapshotWeights } from '../split/provenance.js';
+import { splitPool } from '../split/split.js';
 import { percentileMs } from '../usage/latency-histogram.js';
 
 const epochSchema = z.coerce.number().int().nonnegative();
@@ -115,16 +117,20 @@ export class AttributionQueries {
         .execute();
       for (const r of asTreasury) lines.push({ role: 'treasury', adapterId: r.adapter_id, datanetId: null, snapshotId: null, amount: r.amount });
     }
-    const asContributor = await this.#db
-      .selectFrom('epoch_contributor_earnings')
-      .select(['datanet_id', 'snapshot_id', 'amount'])
-      .where('epoch', '=', epoch)
-      .where('account', '=', account)
-      .orderBy('datanet_id')
-      .orderBy('snapshot_id')
-      .execute();
-    for (const r of asContributor) {
-      lines.push({ role: 'contributor', adapterId: null, datanetId: r.datanet_id, snapshotId: r.snapshot_id, amount: r.amount });
+    // Contributor lines are recomputed from the epoch's pools and the snapshots' weights with the
+    // same split the close used (splitPool is pure), so they are exact without storing them.
+    if (epochRow) {
+      const snapshots = await this.#db
+        .selectFrom('snapshot_contributors')
+        .select(['datanet_id', 'snapshot_id'])
+        .where('account', '=', account)
+        .orderBy('datanet_id')
+        .orderBy('snapshot_id')
+        .execute();
+      for (const s of snapshots) {
+        const line = await this.#contributorLine(epoch, account, s.datanet_id, s.snapshot_id);
+        if (line) lines.push(line);
+      }
     }
     const total = await this.#db
       .selectFrom('epoch_account_earnings')
@@ -133,6 +139,26 @@ export class AttributionQueries {
       .where('account', '=', account)
       .executeTakeFirst();
     return { epoch, account, total: total?.amount ?? '0', lines };
+  }
+
+  async #contributorLine(epoch: number, account: string, datanetId: string, snapshotId: string): Promise<StatementLine | undefined> {
+    const pool = await this.#db
+      .selectFrom('epoch_pools')
+      .select(sql<string | null>`sum(amount)::text`.as('amount'))
+      .where('epoch', '=', epoch)
+      .where('datanet_id', '=', datanetId)
+      .where('snapshot_id', '=', snapshotId)
+      .executeTakeFirst();
+    if (!pool?.amount || pool.amount === '0') return undefined;
+    const weights = await this.#db
+      .selectFrom('snapshot_contributors')
+      .select(['account', 'weight'])
+      .where('datanet_id', '=', datanetId)
+      .where('snapshot_id', '=', snapshotId)
+      .execute();
+    const snapshot = snapshotWeights(datanetId, snapshotId, weights.map((w) => ({ account: w.account, weight: BigInt(w.weight) })));
+    const share = splitPool(BigInt(pool.amount), snapshot).find((s) => s.account === account);
+    return share ? { role: 'contributor', adapterId: null, datanetId, snapshotId, amount: share.amount.toString() } : undefined;
   }
 
   /** Which adapters fed a snapshot's pool in an epoch (for a contributor's statement). */

@@ -52,7 +52,8 @@ export async function replayAttribution(options: ReplayOptions): Promise<ReplayR
   const handle = createDatabase<AttributionTables>({ connectionString: options.connectionString, schema, poolSize: 2, applicationName: 'attribution-replay' });
   try {
     await migrateToLatest(handle, ATTRIBUTION_MIGRATIONS);
-    const projector = new AttributionProjector(handle.db, new FactBook(), { factWaitMs: 0 });
+    // Facts are replayed in full before INFERENCE: a fact missing then does not exist.
+    const projector = new AttributionProjector(handle.db, new FactBook(), { factWaitMs: 0, factsCaughtUp: async () => true });
     const events: Record<string, number> = {};
     let skipped = 0;
     for (const ref of [FACT_PROJECTIONS.adapters, FACT_PROJECTIONS.datanets, FACT_PROJECTIONS.policies]) {

@@ -27,7 +27,7 @@ export async function startAttributionApp({
       schema: 'attribution',
       epochSeconds: 0,
       inferenceBatch: 200,
-      factWaitMs: 2000,
+      factWaitMs: 1000,
       retryBackoffMs: [20],
       ...options,
     }),

@@ -240,6 +240,13 @@ export function generateScenario(o: ScenarioOptions): Scenario {
     }
     if (o.faults !== false && i === Math.floor(o.inferences / 3)) {
       inference.push({ stream: 'INFERENCE', subject: 'inference.completed.bad', event: { ...ended, id: uuidV7(clock, rand), data: { requestId: 'bad' } } });
+      // An inference on an adapter that was never registered: refused once the facts are caught up.
+      const ghostId = `ghost-${o.seed}`;
+      inference.push({
+        stream: 'INFERENCE',
+        subject: `inference.completed.${ghostId}`,
+        event: { ...ended, id: uuidV7(clock, rand), data: { ...data, requestId: ghostId, adapterId: `${MODEL}:ghost/never-registered` } },
+      });
     }
   }
   inference.push(...replays);

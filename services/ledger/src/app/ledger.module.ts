@@ -118,7 +118,10 @@ export class LedgerModule {
             const client = publicClientFor(chain);
             return new LedgerQueries(
               db.db,
-              (account) => client.readContract({ address: chain.distributor, abi: distributorCallAbi, functionName: 'claimed', args: [account] }),
+              {
+                claimed: (account) => client.readContract({ address: chain.distributor, abi: distributorCallAbi, functionName: 'claimed', args: [account] }),
+                merkleRoot: () => client.readContract({ address: chain.distributor, abi: distributorCallAbi, functionName: 'merkleRoot' }),
+              },
               { distributor: chain.distributor, chainId: chain.chainId },
             );
           },

@@ -1,19 +1,26 @@
 /**
  * What the ledger answers (over HTTP and NATS): an account's cumulative amount, what it has
  * claimed and its proof against the root now on chain; the payout status of each epoch. Proofs
- * come from the tree of the latest confirmed epoch, rebuilt from the balances once per epoch and
- * kept in memory; a rebuilt root that differs from the posted one is an error, never served.
+ * are for the root the distributor holds right now (read from the contract, so a root that is
+ * mined but not yet confirmed is already the one claims must use), from that epoch's tree, rebuilt
+ * from the balances once per root and kept in memory; a rebuilt root that differs from the
+ * posted one is an error, never served.
  */
 import type { Kysely } from 'kysely';
 import type { Address, Hex } from 'viem';
 
 import { CumulativeTree } from '../tree/cumulative-tree.js';
 import { loadCumulativeEntries } from '../store/balances.js';
-import { latestPostedPayout, payoutRecord, payoutRecords, type PayoutOutboxRecord } from '../store/payout-outbox.js';
+import { payoutRecord, payoutRecords, payoutWithRoot, type PayoutOutboxRecord } from '../store/payout-outbox.js';
 import type { LedgerDatabase } from '../store/schema.js';
 
-/** Reads what an account has claimed on chain (the distributor's `claimed(account)`). */
-export type ClaimedReader = (account: Address) => Promise<bigint>;
+/** What the queries read from the distributor. */
+export interface DistributorReads {
+  /** `claimed(account)`: base units paid to the account so far. */
+  claimed(account: Address): Promise<bigint>;
+  /** `merkleRoot()`: the root claims are checked against now (zero before the first post). */
+  merkleRoot(): Promise<Hex>;
+}
 
 export interface AccountPayout {
   readonly account: Address;
@@ -48,21 +55,21 @@ export class AccountNotFound extends Error {
 
 export class LedgerQueries {
   readonly #db: Kysely<LedgerDatabase>;
-  readonly #claimed: ClaimedReader;
+  readonly #reads: DistributorReads;
   readonly #chain: { distributor: Address; chainId: number };
   #tree: { epoch: bigint; tree: Promise<CumulativeTree> } | undefined;
 
-  constructor(db: Kysely<LedgerDatabase>, claimed: ClaimedReader, chain: { distributor: Address; chainId: number }) {
+  constructor(db: Kysely<LedgerDatabase>, reads: DistributorReads, chain: { distributor: Address; chainId: number }) {
     this.#db = db;
-    this.#claimed = claimed;
+    this.#reads = reads;
     this.#chain = chain;
   }
 
   async accountPayout(account: string): Promise<AccountPayout> {
     const normalised = account.toLowerCase() as Address;
     if (!/^0x[0-9a-f]{40}$/.test(normalised)) throw new AccountNotFound(`not an EVM address: ${account}`);
-    const posted = await latestPostedPayout(this.#db);
-    const claimed = await this.#claimed(normalised);
+    const [root, claimed] = await Promise.all([this.#reads.merkleRoot(), this.#reads.claimed(normalised)]);
+    const posted = await payoutWithRoot(this.#db, root);
     if (!posted) {
       return { account: normalised, epoch: null, merkleRoot: null, ...this.#chain, cumulativeAmount: '0', claimed: claimed.toString(), claimable: '0', proof: [] };
     }

@@ -100,7 +100,17 @@ export async function payoutRecords(db: Kysely<LedgerDatabase>): Promise<PayoutO
   return db.selectFrom('payout_outbox').selectAll().orderBy('epoch').execute();
 }
 
-/** The last confirmed (or published) epoch: the root accounts can claim against now. */
-export async function latestPostedPayout(db: Kysely<LedgerDatabase>): Promise<PayoutOutboxRecord | undefined> {
-  return db.selectFrom('payout_outbox').selectAll().where('state', 'in', ['confirmed', 'published']).orderBy('epoch', 'desc').limit(1).executeTakeFirst();
+/**
+ * The latest epoch whose root is `root` (the one the distributor holds), among those sent or
+ * further. Two epochs share a root only when nothing changed between them; their trees are equal.
+ */
+export async function payoutWithRoot(db: Kysely<LedgerDatabase>, root: string): Promise<PayoutOutboxRecord | undefined> {
+  return db
+    .selectFrom('payout_outbox')
+    .selectAll()
+    .where('merkle_root', '=', root.toLowerCase())
+    .where('state', '<>', 'planned')
+    .orderBy('epoch', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }

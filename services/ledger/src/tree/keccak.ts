@@ -1,18 +1,21 @@
 /**
  * keccak-256 of inputs that fit one sponge block (at most 135 bytes) — all a Merkle tree needs:
  * 64-byte leaf encodings, 32-byte leaf hashes and 64-byte node pairs. Inputs and outputs are
- * word offsets into Int32Arrays so that a million-leaf build copies and allocates nothing per hash.
- * Lanes are read little-endian, which is what the platform's Int32Array does on x86 and ARM;
+ * word offsets into Int32Arrays so that a million-leaf build copies and allocates nothing per hash;
+ * the permutation runs in WebAssembly (`keccak-wasm.ts`) on a state that lives in its memory.
+ * Lanes are little-endian, as the platform's Int32Array is on x86 and ARM;
  * `keccak.unit.spec.ts` pins the result against viem's keccak256.
  */
 import { endianness } from 'node:os';
 
-import { keccakF1600 } from './keccak-f1600.js';
+import { instantiateKeccakWasm } from './keccak-wasm.js';
 
 if (endianness() !== 'LE') throw new Error('keccak.ts assumes a little-endian platform');
 
 const RATE_WORDS = 34; // 136-byte rate of keccak-256, in 32-bit words
-const state = new Int32Array(50);
+const wasm = instantiateKeccakWasm();
+/** [25 lanes × 2 words]: the sponge state, at offset 0 of the module's memory. */
+const state = new Int32Array(wasm.memory.buffer, 0, 50);
 const PAD_LAST = -0x80000000; // 0x80 in the last byte of the rate block
 
 /**
@@ -25,7 +28,7 @@ export function keccakWords(src: Int32Array, from: number, words: number, out: I
   s[words] = 0x01; // keccak padding: 0x01 right after the message…
   for (let i = words + 1; i < 50; i++) s[i] = 0;
   s[RATE_WORDS - 1] = s[RATE_WORDS - 1]! | PAD_LAST; // …and 0x80 at the end of the block
-  keccakF1600(s);
+  wasm.permute(0); // keccak-f[1600] on `state`
   for (let i = 0; i < 8; i++) out[to + i] = s[i]!;
 }
 
@@ -57,6 +60,6 @@ export function hashPairWords(nodes: Int32Array, bytes: Uint8Array, a: number, b
   s[16] = 0x01;
   for (let i = 17; i < 50; i++) s[i] = 0;
   s[RATE_WORDS - 1] = s[RATE_WORDS - 1]! | PAD_LAST;
-  keccakF1600(s);
+  wasm.permute(0); // keccak-f[1600] on `state`
   for (let i = 0; i < 8; i++) nodes[to + i] = s[i]!;
 }
