@@ -28,7 +28,7 @@ const CONTRIBUTORS_PER_DATANET = 100; // 100,000 contributors, each in one Datan
 const TENANTS = 50;
 const OPERATORS = 8;
 const EPOCHS = Number(process.env['BENCH_EPOCHS'] ?? 10);
-const BATCH = Number(process.env['BENCH_BATCH'] ?? 2000);
+const BATCH = Number(process.env['BENCH_BATCH'] ?? 20000);
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;

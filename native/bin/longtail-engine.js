@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 
 const binary = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'release', 'longtail-engine');
 if (!existsSync(binary)) {
-  process.stderr.write(`error: ${binary} is not built; run npm run build (in native/, or npm run build:native at the root)\n`);
+  process.stderr.write(
+    `error: ${binary} is not built; run npm run build (in native/, or npm run build:native at the root)\n`,
+  );
   process.exit(1);
 }
 const child = spawn(binary, process.argv.slice(2), { stdio: 'inherit' });

@@ -28,9 +28,9 @@ run_fuzz() {
   mkdir -p "$work"
   echo "fuzz: $name for ${secs}s"
   ./build/fuzz/fuzz_"$name" -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 \
-    -print_final_stats=1 "$work" "fuzz/corpus/$name" 2>build/fuzz/"$name".log || {
+    -print_final_stats=1 -artifact_prefix=build/fuzz/ "$work" "fuzz/corpus/$name" 2>build/fuzz/"$name".log || {
     tail -n 40 build/fuzz/"$name".log
-    echo "fuzz: $name FAILED (crash input saved in native/)" >&2
+    echo "fuzz: $name FAILED (crash input saved in native/build/fuzz/)" >&2
     exit 1
   }
   grep -E "stat::number_of_executed_units|Done" build/fuzz/"$name".log | tail -n 2

@@ -34,8 +34,9 @@ int main() {
       }
 
   // LoRA: segments of different lengths (prefill chunks and decode tokens) and ranks.
+  for (int threads : {1, 2, 3}) {  // 1-2: one item per decode token; 3: tokens split across threads
   CpuBackendOptions o;
-  o.threads = 2;
+  o.threads = threads;
   CpuBackend* cpu = make_cpu_backend(o);
   Backend& be = *as_backend(cpu);
   for (GemmImpl impl : {GemmImpl::kOwn, GemmImpl::kBlas}) {
@@ -78,5 +79,6 @@ int main() {
     CHECK(max_rel(y, ref) < 1e-5);
   }
   destroy_cpu_backend(cpu);
+  }
   return finish("test_kernels");
 }

@@ -93,6 +93,32 @@ double copy_bandwidth(ThreadPool& pool) {
   return best;
 }
 
+// Bytes read per second (sum of a 256 MiB buffer), all threads: what a weight stream can reach.
+double read_bandwidth(ThreadPool& pool) {
+  const size_t n = size_t(64) << 20;  // floats
+  std::vector<float> a(n, 1.0f);
+  std::vector<double> sums(64);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    double t0 = now();
+    pool.parallel_for(64, [&](int64_t b0, int64_t b1) {
+      for (int64_t c = b0; c < b1; ++c) {
+        const float* p = a.data() + size_t(c) * (n / 64);
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t i = 0; i < n / 64; i += 4) {
+          s0 += p[i];
+          s1 += p[i + 1];
+          s2 += p[i + 2];
+          s3 += p[i + 3];
+        }
+        sums[c] = s0 + s1 + s2 + s3;
+      }
+    });
+    best = std::max(best, n * 4.0 / (now() - t0));
+  }
+  return best;
+}
+
 double time_gemm(ThreadPool& pool, bool own, int M, int N, int K, int reps) {
   std::vector<float> x(size_t(M) * K, 0.01f), W(size_t(N) * K, 0.02f), y(size_t(M) * N);
   auto run = [&] {
@@ -304,6 +330,8 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
   const double peak_after = 2.0 * P * P * P / time_gemm(pool, false, P, P, P, 5);
   bw = std::max(bw_before, bw_after);
   peak = std::max(peak_before, peak_after);
+  const double rbw = read_bandwidth(pool);
+  out["read_bandwidth_GBps"] = rbw / 1e9;
   out["copy_bandwidth_GBps"] = bw / 1e9;
   out["copy_bandwidth_GBps_before_after"] = {bw_before / 1e9, bw_after / 1e9};
   out["gemm_peak_GFLOPS"] = peak / 1e9;
@@ -323,7 +351,9 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
                     {"GFLOP", p.cost.flops / 1e9},
                     {"roofline_ms", roof * 1e3},
                     {"roofline_bound", t_mem >= t_flop ? "memory" : "compute"},
-                    {"x_roofline", p.mean / roof}});
+                    {"x_roofline", p.mean / roof},
+                    // Same with the read bandwidth (a weight stream only reads): a tighter bound.
+                    {"x_read_roofline", p.mean / std::max(p.cost.bytes / rbw, t_flop)}});
     if (p.mode == "adapters") adapter_ms[p.B] = p.mean;
     if (p.mode == "naive") naive_ms[p.B] = p.mean;
     std::fprintf(stderr, "  batch %d %s: %.2f ms, roofline %.2f ms (%s), x%.2f\n", p.B, p.mode.c_str(), p.mean * 1e3,

@@ -61,14 +61,20 @@ static inline float hsum(__m256 v) {
 constexpr int kMR = LT_MR, kNR = LT_NR;
 
 // y[MR rows, NR cols] for x rows m0.., W rows n0.. (dot products over K).
+// `next` (may be null): the next W block, prefetched while this one computes, so the weight
+// stream from memory overlaps the FMAs (decode is bound by reading W).
 template <int MR, int NR>
-static inline void micro_tile(int K, const float* x, const float* W, const float* bias, float* y, int ldy) {
+static inline void micro_tile(int K, const float* x, const float* W, const float* bias, float* y, int ldy,
+                              const float* next = nullptr) {
 #ifdef LT_AVX2
   __m256 acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   int k = 0;
   for (; k + 8 <= K; k += 8) {
+    if (next && (k & 15) == 0) {
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + size_t(j) * K + k), _MM_HINT_T0);
+    }
     __m256 w[NR];
     for (int j = 0; j < NR; ++j) w[j] = _mm256_loadu_ps(W + size_t(j) * K + k);
     for (int i = 0; i < MR; ++i) {
@@ -97,12 +103,16 @@ template <int NR>
 static void column_block(int M, int K, int N, const float* x, const float* W, const float* bias, float* y, int n0) {
   const float* w = W + size_t(n0) * K;
   const float* b = bias ? bias + n0 : nullptr;
+  const float* next = n0 + 2 * NR <= N ? w + size_t(NR) * K : nullptr;
   int m = 0;
-  for (; m + kMR <= M; m += kMR) micro_tile<kMR, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N);
+  for (; m + kMR <= M; m += kMR) {
+    micro_tile<kMR, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N, next);
+    next = nullptr;  // later m-blocks find the next block in cache already
+  }
   switch (M - m) {
-    case 3: micro_tile<3, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
-    case 2: micro_tile<2, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
-    case 1: micro_tile<1, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N); break;
+    case 3: micro_tile<3, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N, next); break;
+    case 2: micro_tile<2, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N, next); break;
+    case 1: micro_tile<1, NR>(K, x + size_t(m) * K, w, b, y + size_t(m) * N + n0, N, next); break;
     default: break;
   }
 }
@@ -152,6 +162,47 @@ static inline float dot(const float* a, const float* b, int n) {
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 #endif
+}
+
+#ifdef LT_AVX2
+// exp for 8 floats (Cephes expf polynomial, ~1 ulp in range); inputs are clamped to [-87.3, 88.3].
+static inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+#endif
+
+// sc[j] = exp(sc[j] - mx) for j < n; returns the sum.
+static inline float exp_shift_sum(float* sc, int n, float mx) {
+  int j = 0;
+  float sum = 0;
+#ifdef LT_AVX2
+  __m256 acc = _mm256_setzero_ps();
+  const __m256 m = _mm256_set1_ps(mx);
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), m));
+    _mm256_storeu_ps(sc + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  sum = hsum(acc);
+#endif
+  for (; j < n; ++j) {
+    sc[j] = std::exp(sc[j] - mx);
+    sum += sc[j];
+  }
+  return sum;
 }
 
 static inline void axpy(float a, const float* x, float* y, int n) {
@@ -217,8 +268,24 @@ class CpuBackend final : public Backend {
       }
     }
     if (bgmv_items_.empty()) return;
-    // BGMV shrink: one item per (decode token, rank row).
     const int nb = int(bgmv_items_.size());
+    if (nb >= 2 * pool_.size()) {
+      // BGMV, many decode tokens: one item per token. Each token streams its own A [rank, in] and
+      // Bt [rank, out] front to back (long sequential reads the prefetcher follows), y row in L1.
+      pool_.parallel_for(nb, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) {
+          const LoraSegment& g = segs[bgmv_items_[i]];
+          float* t = tmp + size_t(g.start) * kTmpStride;
+          const float* xx = x + size_t(g.start) * in;
+          for (int k = 0; k < g.rank; ++k) t[k] = g.scale * dot(g.A + size_t(k) * in, xx, in);
+          float* yy = y + size_t(g.start) * out;
+          for (int k = 0; k < g.rank; ++k) axpy(t[k], g.Bt + size_t(k) * out, yy, out);
+        }
+      });
+      return;
+    }
+    // BGMV, few decode tokens: split each token's work across threads.
+    // Shrink: one item per (decode token, rank row).
     int total = 0;
     for (int s : bgmv_items_) total += segs[s].rank;
     pool_.parallel_for(total, [&](int64_t b, int64_t e) {
@@ -234,7 +301,7 @@ class CpuBackend final : public Backend {
         if (base >= e) break;
       }
     });
-    // BGMV expand: one item per (decode token, 256-wide output chunk).
+    // Expand: one item per (decode token, 256-wide output chunk).
     constexpr int kChunk = 256;
     const int chunks = (out + kChunk - 1) / kChunk;
     pool_.parallel_for(int64_t(nb) * chunks, [&](int64_t b, int64_t e) {
@@ -304,11 +371,7 @@ class CpuBackend final : public Backend {
           sc[j] = dot(qv, K + size_t(j) * kv_dim, hd) * scale;
           mx = std::max(mx, sc[j]);
         }
-        float sum = 0;
-        for (int j = 0; j < n; ++j) {
-          sc[j] = std::exp(sc[j] - mx);
-          sum += sc[j];
-        }
+        const float sum = exp_shift_sum(sc, n, mx);
         float* o = out + (size_t(t) * s.heads + h) * hd;
         std::memset(o, 0, size_t(hd) * sizeof(float));
         const float inv = 1.0f / sum;
@@ -324,7 +387,16 @@ class CpuBackend final : public Backend {
   void silu_mul(float* g, const float* u, size_t n) override {
     pool_.parallel_for(int64_t((n + 1023) / 1024), [&](int64_t b, int64_t e) {
       const size_t lo = size_t(b) * 1024, hi = std::min(n, size_t(e) * 1024);
-      for (size_t i = lo; i < hi; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      size_t i = lo;
+#ifdef LT_AVX2
+      const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+      for (; i + 8 <= hi; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 den = _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, gv)));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + i)));
+      }
+#endif
+      for (; i < hi; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
     });
   }
 

@@ -21,7 +21,7 @@ const { values } = parseArgs({
   options: {
     target: { type: 'string' },
     compare: { type: 'boolean', default: false },
-    batch: { type: 'string', default: '2000' },
+    batch: { type: 'string', default: '10000' },
   },
 });
 const natsUrl = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';

@@ -42,7 +42,10 @@ export class EpochCloser {
   /** Publishes the marker that closes the epoch open now (as the projection sees it). */
   async requestClose(): Promise<CloseRequest> {
     const open = await this.#openEpoch();
-    const nextPolicyVersion = policyForEpoch(this.#facts.policies(), open.epoch + 1, open.policyVersion);
+    // From the table, not only this instance's fact book: another instance may have projected a new policy.
+    const policies = await this.#db.selectFrom('policies').select(['version', 'effective_from_epoch']).execute();
+    const known = [...this.#facts.policies(), ...policies.map((p) => ({ version: p.version, effectiveFromEpoch: p.effective_from_epoch }))];
+    const nextPolicyVersion = policyForEpoch(known, open.epoch + 1, open.policyVersion);
     const marker: InferenceEpochClosingV1 = {
       id: uuidv7(),
       type: 'inference.epoch_closing',

@@ -62,7 +62,11 @@ export function decideClose(open: OpenEpoch, marker: CloseMarker, policy: (versi
 }
 
 /** The policy a closer should name for epoch `nextEpoch`: highest version effective by then, never older than `current`. */
-export function policyForEpoch(policies: readonly SplitPolicy[], nextEpoch: number, current: number): number {
+export function policyForEpoch(
+  policies: readonly Pick<SplitPolicy, 'version' | 'effectiveFromEpoch'>[],
+  nextEpoch: number,
+  current: number,
+): number {
   let chosen = current;
   for (const p of policies) if (p.effectiveFromEpoch <= nextEpoch && p.version > chosen) chosen = p.version;
   return chosen;

@@ -25,7 +25,7 @@ export interface ReplayOptions {
   /** Live schema name; the replay goes to `<base>_replay_<n>` unless `targetSchema` is given. */
   readonly baseSchema?: string;
   readonly targetSchema?: string;
-  /** Events per transaction for INFERENCE. Default 2000. */
+  /** Events per transaction for INFERENCE. Default 10000 (bigger batches aggregate more per row). */
   readonly batchSize?: number;
   /** Called after each INFERENCE batch with the count of events read so far. */
   readonly onProgress?: (eventsRead: number) => void;
@@ -61,7 +61,7 @@ export async function replayAttribution(options: ReplayOptions): Promise<ReplayR
       events[ref.stream] = read.count;
       skipped += read.skipped;
     }
-    const read = await readInBatches(options.conn, INFERENCE_PROJECTION.stream, undefined, options.batchSize ?? 2000, async (batch, total) => {
+    const read = await readInBatches(options.conn, INFERENCE_PROJECTION.stream, undefined, options.batchSize ?? 10_000, async (batch, total) => {
       await projector.applyInference(batch);
       options.onProgress?.(total);
     });
