@@ -5,7 +5,7 @@
  * `replayAttribution` the replay command runs) and measures events/s and the process's RSS at
  * 25/50/75/100 % of the INFERENCE events.
  *
- *   node --conditions=longtail-source --import ./bench/attribution-loader.mjs bench/attribution.ts [events]
+ *   node --conditions=longtail-source --import ./services/attribution/scripts/source-loader.mjs bench/attribution.ts [events]
  *
  * Servers: NATS_URL / DATABASE_URL when set, else a local nats-server and PostgreSQL started here
  * (PostgreSQL with fsync on: the figure includes durable commits). Writes bench/results/attribution.json.
@@ -42,7 +42,8 @@ function prng(seed: number): () => number {
 }
 const rand = prng(20261125);
 const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
-const addr = (kind: number, n: number) => `0x${kind.toString(16).padStart(2, '0')}${n.toString(16).padStart(38, '0')}`;
+const addr = (kind: number, n: number) =>
+  `0x${kind.toString(16).padStart(2, '0')}${n.toString(16).padStart(38, '0')}`;
 let idCounter = 0;
 /** UUID v7 shape: 48-bit ms, then a counter (unique, not random: fine for a benchmark). */
 function uuid(ms: number): string {
@@ -60,13 +61,20 @@ async function main(): Promise<void> {
   const ownNats = process.env['NATS_URL'] ? undefined : await startNatsServer();
   const ownPg = process.env['DATABASE_URL']
     ? undefined
-    : await startPostgresServer({ settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' } });
+    : await startPostgresServer({
+        settings: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' },
+      });
   const natsUrl = process.env['NATS_URL'] ?? ownNats!.url;
   const databaseUrl = process.env['DATABASE_URL'] ?? ownPg!.url;
   const conn = await connectMessaging({ servers: natsUrl, name: 'attribution-bench' });
   try {
     await provision(conn, {
-      streams: Object.values(STREAMS).map((s) => ({ name: s.name, subjects: s.subjects, storage: s.storage, duplicateWindowMs: s.duplicateWindowMs })),
+      streams: Object.values(STREAMS).map((s) => ({
+        name: s.name,
+        subjects: s.subjects,
+        storage: s.storage,
+        duplicateWindowMs: s.duplicateWindowMs,
+      })),
     });
     const enc = new TextEncoder();
     let inFlight: Promise<unknown>[] = [];
@@ -79,23 +87,54 @@ async function main(): Promise<void> {
     };
     const envelope = (type: string, ms: number, data: string) => {
       const id = uuid(ms);
-      return { id, json: `{"id":"${id}","type":"${type}","version":1,"occurredAt":"${new Date(ms).toISOString()}","correlationId":"bench","causationId":null,"data":${data}}` };
+      return {
+        id,
+        json: `{"id":"${id}","type":"${type}","version":1,"occurredAt":"${new Date(ms).toISOString()}","correlationId":"bench","causationId":null,"data":${data}}`,
+      };
     };
 
     // Facts: two policies, 1,000 Datanet snapshots of 100 contributors, 10,000 adapters.
     const genStart = performance.now();
     const treasury = addr(0xee, 1);
-    for (const [version, from, bps] of [[1, 0, [2000, 5000, 2500, 500]], [2, 5, [1500, 4500, 3500, 500]]] as const) {
-      const e = envelope('attribution.policy.set', T0, JSON.stringify({ version, effectiveFromEpoch: from, operatorBps: bps[0], creatorBps: bps[1], contributorsBps: bps[2], treasuryBps: bps[3], treasuryAddress: treasury }));
+    for (const [version, from, bps] of [
+      [1, 0, [2000, 5000, 2500, 500]],
+      [2, 5, [1500, 4500, 3500, 500]],
+    ] as const) {
+      const e = envelope(
+        'attribution.policy.set',
+        T0,
+        JSON.stringify({
+          version,
+          effectiveFromEpoch: from,
+          operatorBps: bps[0],
+          creatorBps: bps[1],
+          contributorsBps: bps[2],
+          treasuryBps: bps[3],
+          treasuryAddress: treasury,
+        }),
+      );
       await publish(`attribution.policy.set.${version}`, e.json, e.id);
     }
     for (let d = 0; d < DATANETS; d += 1) {
       const datanetId = `curator${d % 97}/set-${d}`;
       const contributors = [];
       for (let c = 0; c < CONTRIBUTORS_PER_DATANET; c += 1) {
-        contributors.push({ account: addr(0xc0, d * CONTRIBUTORS_PER_DATANET + c), weight: c === 0 && d % 10 === 0 ? 1_000_000_000 : int(1, 5000) });
+        contributors.push({
+          account: addr(0xc0, d * CONTRIBUTORS_PER_DATANET + c),
+          weight: c === 0 && d % 10 === 0 ? 1_000_000_000 : int(1, 5000),
+        });
       }
-      const e = envelope('datanets.snapshot.published', T0, JSON.stringify({ datanetId, snapshotId: 's1', throughSequence: 0, contributionCount: contributors.length, contributors }));
+      const e = envelope(
+        'datanets.snapshot.published',
+        T0,
+        JSON.stringify({
+          datanetId,
+          snapshotId: 's1',
+          throughSequence: 0,
+          contributionCount: contributors.length,
+          contributors,
+        }),
+      );
       await publish(`datanets.snapshot.published.${subjectToken(datanetId)}`, e.json, e.id);
     }
     const adapterIds: string[] = [];
@@ -106,12 +145,30 @@ async function main(): Promise<void> {
       const picks = new Set<number>();
       while (picks.size < n) picks.add(int(0, DATANETS - 1));
       const mix = n === 1 ? [10_000] : n === 2 ? [6000, 4000] : [5000, 3000, 2000];
-      const trainedOn = [...picks].map((d, i) => ({ datanetId: `curator${d % 97}/set-${d}`, snapshotId: 's1', mixWeightBps: mix[i] }));
-      const e = envelope('adapters.registered', T0, JSON.stringify({
-        adapterId, baseModel: 'llama-3-8b', ownerTenantId: `tenant-${a % TENANTS}`, name: `Adapter ${a}`, visibility: 'public',
-        pricePer1kTokens: `${int(1, 999)}000000000000000`, creatorAddress: addr(0xcc, a % 2000), rank: 16, targetModules: ['q_proj', 'v_proj'],
-        weightsSha256: 'ab'.repeat(32), sizeBytes: 1_000_000, weightsObjectKey: `adapters/${a}.safetensors`, trainedOn,
+      const trainedOn = [...picks].map((d, i) => ({
+        datanetId: `curator${d % 97}/set-${d}`,
+        snapshotId: 's1',
+        mixWeightBps: mix[i],
       }));
+      const e = envelope(
+        'adapters.registered',
+        T0,
+        JSON.stringify({
+          adapterId,
+          baseModel: 'llama-3-8b',
+          ownerTenantId: `tenant-${a % TENANTS}`,
+          name: `Adapter ${a}`,
+          visibility: 'public',
+          pricePer1kTokens: `${int(1, 999)}000000000000000`,
+          creatorAddress: addr(0xcc, a % 2000),
+          rank: 16,
+          targetModules: ['q_proj', 'v_proj'],
+          weightsSha256: 'ab'.repeat(32),
+          sizeBytes: 1_000_000,
+          weightsObjectKey: `adapters/${a}.safetensors`,
+          trainedOn,
+        }),
+      );
       await publish(`adapters.registered.${subjectToken(adapterId)}`, e.json, e.id);
     }
 
@@ -124,22 +181,33 @@ async function main(): Promise<void> {
       const adapterId = adapterIds[Math.floor(ADAPTERS * rand() ** 3)]!;
       const completion = int(1, 1500);
       const total = int(30, 9000);
-      const e = envelope('inference.completed', ms, `{"requestId":"${requestId}","tenantId":"tenant-${int(0, TENANTS - 1)}","model":"llama-3-8b","adapterId":"${adapterId}","promptTokens":${int(1, 3000)},"completionTokens":${completion},"timings":{"queuedMs":5,"firstTokenMs":${Math.min(total, 40)},"totalMs":${total}},"startedAt":"${new Date(ms - total).toISOString()}","endedAt":"${new Date(ms).toISOString()}","workerId":"w${int(0, 31)}","operatorAddress":"${addr(0x0a, int(0, OPERATORS - 1))}","finishReason":"stop"}`);
+      const e = envelope(
+        'inference.completed',
+        ms,
+        `{"requestId":"${requestId}","tenantId":"tenant-${int(0, TENANTS - 1)}","model":"llama-3-8b","adapterId":"${adapterId}","promptTokens":${int(1, 3000)},"completionTokens":${completion},"timings":{"queuedMs":5,"firstTokenMs":${Math.min(total, 40)},"totalMs":${total}},"startedAt":"${new Date(ms - total).toISOString()}","endedAt":"${new Date(ms).toISOString()}","workerId":"w${int(0, 31)}","operatorAddress":"${addr(0x0a, int(0, OPERATORS - 1))}","finishReason":"stop"}`,
+      );
       await publish(`inference.completed.${requestId}`, e.json, e.id);
       if ((i + 1) % perEpoch === 0) {
         const epoch = (i + 1) / perEpoch - 1;
-        const m = envelope('inference.epoch_closing', ms, `{"epoch":${epoch},"nextPolicyVersion":${epoch + 1 >= 5 ? 2 : 1}}`);
+        const m = envelope(
+          'inference.epoch_closing',
+          ms,
+          `{"epoch":${epoch},"nextPolicyVersion":${epoch + 1 >= 5 ? 2 : 1}}`,
+        );
         await publish(`inference.epoch_closing.${epoch}`, m.json, m.id);
       }
     }
     await Promise.all(inFlight);
     const publishSeconds = (performance.now() - genStart) / 1000;
     const info = await (await conn.jsm()).streams.info('INFERENCE');
-    console.log(`published ${info.state.messages} INFERENCE messages (${mb(info.state.bytes)} MiB) in ${publishSeconds.toFixed(1)} s`);
+    console.log(
+      `published ${info.state.messages} INFERENCE messages (${mb(info.state.bytes)} MiB) in ${publishSeconds.toFixed(1)} s`,
+    );
 
     // Replay, with RSS at 25/50/75/100 % of the INFERENCE events.
     const marks = [0.25, 0.5, 0.75, 1].map((f) => Math.floor(f * EVENTS));
-    const rss: { percent: number; events: number; rssMiB: number; heapUsedMiB: number; elapsedS: number }[] = [];
+    const rss: { percent: number; events: number; rssMiB: number; heapUsedMiB: number; elapsedS: number }[] =
+      [];
     const replayStart = performance.now();
     let inferenceStart = 0;
     const result = await replayAttribution({
@@ -150,8 +218,16 @@ async function main(): Promise<void> {
         if (inferenceStart === 0) inferenceStart = performance.now();
         while (rss.length < marks.length && read >= marks[rss.length]!) {
           const m = process.memoryUsage();
-          rss.push({ percent: (rss.length + 1) * 25, events: read, rssMiB: mb(m.rss), heapUsedMiB: mb(m.heapUsed), elapsedS: (performance.now() - replayStart) / 1000 });
-          console.log(`${rss.at(-1)!.percent}%: ${read} events, rss ${rss.at(-1)!.rssMiB} MiB, heap ${rss.at(-1)!.heapUsedMiB} MiB`);
+          rss.push({
+            percent: (rss.length + 1) * 25,
+            events: read,
+            rssMiB: mb(m.rss),
+            heapUsedMiB: mb(m.heapUsed),
+            elapsedS: (performance.now() - replayStart) / 1000,
+          });
+          console.log(
+            `${rss.at(-1)!.percent}%: ${read} events, rss ${rss.at(-1)!.rssMiB} MiB, heap ${rss.at(-1)!.heapUsedMiB} MiB`,
+          );
         }
       },
     });
@@ -159,7 +235,7 @@ async function main(): Promise<void> {
     const inferenceEvents = result.events['INFERENCE'] ?? 0;
     const out = {
       benchmark: 'attribution replay from JetStream into PostgreSQL projections',
-      command: `node --conditions=longtail-source --import ./bench/attribution-loader.mjs bench/attribution.ts ${EVENTS}`,
+      command: `node --conditions=longtail-source --import ./services/attribution/scripts/source-loader.mjs bench/attribution.ts ${EVENTS}`,
       date: started.toISOString(),
       machine: {
         cpus: os.cpus().length,
@@ -167,17 +243,30 @@ async function main(): Promise<void> {
         memoryGiB: Math.round(os.totalmem() / 2 ** 30),
         node: process.version,
         natsServer: safe(() => execSync('nats-server --version').toString().trim()),
-        postgres: safe(() => execSync('postgres --version 2>/dev/null || ls /usr/lib/postgresql').toString().trim()),
+        postgres: safe(() =>
+          execSync('postgres --version 2>/dev/null || ls /usr/lib/postgresql').toString().trim(),
+        ),
         note: 'shared 2-core VM; other jobs were running; NATS, PostgreSQL and the replay on the same machine; PostgreSQL fsync on',
       },
-      workload: { inferenceEvents: EVENTS, epochMarkers: EPOCHS, adapters: ADAPTERS, datanets: DATANETS, contributors: DATANETS * CONTRIBUTORS_PER_DATANET, tenants: TENANTS, operators: OPERATORS, batchSize: BATCH },
+      workload: {
+        inferenceEvents: EVENTS,
+        epochMarkers: EPOCHS,
+        adapters: ADAPTERS,
+        datanets: DATANETS,
+        contributors: DATANETS * CONTRIBUTORS_PER_DATANET,
+        tenants: TENANTS,
+        operators: OPERATORS,
+        batchSize: BATCH,
+      },
       publish: { seconds: round(publishSeconds), inferenceStreamMiB: mb(info.state.bytes) },
       replay: {
         totalSeconds: round(totalSeconds),
         factsSeconds: round((inferenceStart - replayStart) / 1000),
         inferenceSeconds: round((performance.now() - inferenceStart) / 1000),
         inferenceEventsPerSecond: Math.round(inferenceEvents / ((performance.now() - inferenceStart) / 1000)),
-        overallEventsPerSecond: Math.round(Object.values(result.events).reduce((a, b) => a + b, 0) / totalSeconds),
+        overallEventsPerSecond: Math.round(
+          Object.values(result.events).reduce((a, b) => a + b, 0) / totalSeconds,
+        ),
         events: result.events,
         stateHash: result.hash.sha256,
         tables: result.hash.tables,
@@ -186,7 +275,9 @@ async function main(): Promise<void> {
     };
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/attribution.json', `${JSON.stringify(out, null, 2)}\n`);
-    console.log(JSON.stringify({ replay: { ...out.replay, tables: undefined }, memory: out.memory }, null, 2));
+    console.log(
+      JSON.stringify({ replay: { ...out.replay, tables: undefined }, memory: out.memory }, null, 2),
+    );
   } finally {
     await conn.close();
     await ownNats?.stop();

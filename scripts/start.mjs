@@ -4,7 +4,7 @@
 // servers the tests use), then every service, waits until each is ready and prints where to
 // send a request. Ctrl-C stops the services gracefully, then the servers, and removes the data.
 //
-// Settings: PORT (gateway, default 8080), LONGTAIL_ADMIN_KEY (default: a fresh random key),
+// Settings: PORT (gateway, default 8080), EPOCH_SECONDS (attribution, default 300), LONGTAIL_ADMIN_KEY (default: a fresh random key),
 // LOG_LEVEL (default warn, so the terminal stays readable), LONGTAIL_SKIP_BUILD=1.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -73,6 +73,7 @@ try {
     { name: 'gateway', port: gatewayPort, env: { LONGTAIL_ADMIN_KEY: adminKey } },
     { name: 'scheduler', port: await freePort(), env: { DATABASE_URL: databaseUrl } },
     { name: 'gpu-worker', port: await freePort(), env: { WORKER_ID: 'local-worker-1' } },
+    { name: 'attribution', port: await freePort(), env: { DATABASE_URL: databaseUrl, EPOCH_SECONDS: process.env.EPOCH_SECONDS ?? '300' } },
     // No CHAIN_* settings: the ledger runs an embedded anvil and deploys the contracts once.
     { name: 'ledger', port: await freePort(), env: { DATABASE_URL: databaseUrl, LEDGER_DATA_DIR: join(dataDir, 'ledger') } },
   ];
@@ -135,7 +136,11 @@ Register an adapter (the scheduler's catalog picks it up from the ADAPTERS strea
   curl -s http://127.0.0.1:${gatewayPort}/v1/adapters -H 'authorization: Bearer ${adminKey}' \\
     -H 'content-type: application/json' -d '${example}'
 
-Readiness of every service: curl -s http://127.0.0.1:${gatewayPort}/health/ready
+Earnings and payouts through the gateway:
+  curl -s http://127.0.0.1:${gatewayPort}/v1/attribution/epochs -H 'authorization: Bearer ${adminKey}'
+  curl -s http://127.0.0.1:${gatewayPort}/v1/ledger/epochs
+
+Readiness of the gateway: curl -s http://127.0.0.1:${gatewayPort}/health/ready
 Ctrl-C stops everything and removes the temporary data.
 `);
 } catch (err) {

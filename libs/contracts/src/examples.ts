@@ -5,9 +5,13 @@
 import { createEvent } from './codec.js';
 import type { AnyEventDefinition, EventDataInput } from './define.js';
 import { AdapterRegisteredV1, AdapterRetiredV1 } from './events/adapters.js';
-import { AttributionEpochClosedV1 } from './events/attribution.js';
-import { DatanetContributionAddedV1, DatanetSnapshotPublishedV1 } from './events/datanets.js';
-import { InferenceCompletedV1, InferenceFailedV1 } from './events/inference.js';
+import { AttributionEpochClosedV1, AttributionPolicySetV1 } from './events/attribution.js';
+import {
+  DatanetContributionAddedV1,
+  DatanetCreatedV1,
+  DatanetSnapshotPublishedV1,
+} from './events/datanets.js';
+import { InferenceCompletedV1, InferenceEpochClosingV1, InferenceFailedV1 } from './events/inference.js';
 import { LedgerPayoutPostedV1 } from './events/ledger.js';
 import { summariseTotals } from './events/totals.js';
 import type { KnownEvent } from './registry.js';
@@ -50,6 +54,12 @@ export const EXAMPLE_DATA: Readonly<Record<string, unknown>> = Object.freeze({
     adapterId: 'llama-3-8b:acme/legal-ur',
     reason: 'Superseded by acme/legal-ur-2.',
   } satisfies EventDataInput<typeof AdapterRetiredV1>,
+  'datanets.datanet.created@v1': {
+    datanetId: 'acme/urdu-law',
+    name: 'Urdu case law',
+    ownerTenantId: 'tenant-acme',
+    description: 'Judgments of the Lahore High Court, 1990-2025, cleaned and deduplicated.',
+  } satisfies EventDataInput<typeof DatanetCreatedV1>,
   'datanets.contribution.added@v1': {
     datanetId: 'acme/urdu-law',
     contributionId: 'contrib-000042',
@@ -97,6 +107,20 @@ export const EXAMPLE_DATA: Readonly<Record<string, unknown>> = Object.freeze({
     endedAt: '2026-01-31T12:00:00.015Z',
     error: { code: 'engine_out_of_memory', message: 'KV cache exhausted while admitting the request.' },
   } satisfies EventDataInput<typeof InferenceFailedV1>,
+  'inference.epoch_closing@v1': {
+    epoch: 7,
+    nextPolicyVersion: 1,
+  } satisfies EventDataInput<typeof InferenceEpochClosingV1>,
+  'attribution.policy.set@v1': {
+    version: 1,
+    effectiveFromEpoch: 0,
+    operatorBps: 2000,
+    creatorBps: 5000,
+    contributorsBps: 2500,
+    treasuryBps: 500,
+    treasuryAddress: TREASURY,
+    reason: 'Genesis policy.',
+  } satisfies EventDataInput<typeof AttributionPolicySetV1>,
   'attribution.epoch.closed@v1': {
     epoch: 7,
     policyVersion: 1,

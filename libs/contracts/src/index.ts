@@ -22,22 +22,37 @@ export { EVENTS, eventDefinitions, findDefinition } from './registry.js';
 export type { EventRegistry, EventType, KnownEvent, KnownEventDefinition } from './registry.js';
 export { AdapterRegisteredV1, AdapterRetiredV1, LORA_TARGET_MODULES } from './events/adapters.js';
 export type { AdapterRegisteredV1Data, AdapterRetiredV1Data } from './events/adapters.js';
-export { DatanetContributionAddedV1, DatanetSnapshotPublishedV1 } from './events/datanets.js';
-export type { DatanetContributionAddedV1Data, DatanetSnapshotPublishedV1Data } from './events/datanets.js';
-export { InferenceCompletedV1, InferenceFailedV1 } from './events/inference.js';
-export type { InferenceCompletedV1Data, InferenceFailedV1Data } from './events/inference.js';
-export { AttributionEpochClosedV1 } from './events/attribution.js';
-export type { AttributionEpochClosedV1Data } from './events/attribution.js';
+export {
+  DatanetContributionAddedV1,
+  DatanetCreatedV1,
+  DatanetSnapshotPublishedV1,
+} from './events/datanets.js';
+export type {
+  DatanetContributionAddedV1Data,
+  DatanetCreatedV1Data,
+  DatanetSnapshotPublishedV1Data,
+} from './events/datanets.js';
+export { InferenceCompletedV1, InferenceEpochClosingV1, InferenceFailedV1 } from './events/inference.js';
+export type {
+  InferenceCompletedV1Data,
+  InferenceEpochClosingV1Data,
+  InferenceFailedV1Data,
+} from './events/inference.js';
+export { AttributionEpochClosedV1, AttributionPolicySetV1 } from './events/attribution.js';
+export type { AttributionEpochClosedV1Data, AttributionPolicySetV1Data } from './events/attribution.js';
 export { LedgerPayoutPostedV1 } from './events/ledger.js';
 export type { LedgerPayoutPostedV1Data } from './events/ledger.js';
 export type {
   AdapterRegistered,
   AdapterRetired,
+  DatanetCreated,
   DatanetContributionAdded,
   DatanetSnapshotPublished,
   InferenceCompleted,
   InferenceFailed,
+  InferenceEpochClosing,
   AttributionEpochClosed,
+  AttributionPolicySet,
   LedgerPayoutPosted,
 } from './latest.js';
 

@@ -5,19 +5,26 @@
  */
 import type { AnyEventDefinition, EventOf } from './define.js';
 import { AdapterRegisteredV1, AdapterRetiredV1 } from './events/adapters.js';
-import { AttributionEpochClosedV1 } from './events/attribution.js';
-import { DatanetContributionAddedV1, DatanetSnapshotPublishedV1 } from './events/datanets.js';
-import { InferenceCompletedV1, InferenceFailedV1 } from './events/inference.js';
+import { AttributionEpochClosedV1, AttributionPolicySetV1 } from './events/attribution.js';
+import {
+  DatanetContributionAddedV1,
+  DatanetCreatedV1,
+  DatanetSnapshotPublishedV1,
+} from './events/datanets.js';
+import { InferenceCompletedV1, InferenceEpochClosingV1, InferenceFailedV1 } from './events/inference.js';
 import { LedgerPayoutPostedV1 } from './events/ledger.js';
 
 export const EVENTS = Object.freeze({
   'adapters.registered': Object.freeze({ 1: AdapterRegisteredV1 }),
   'adapters.retired': Object.freeze({ 1: AdapterRetiredV1 }),
+  'datanets.datanet.created': Object.freeze({ 1: DatanetCreatedV1 }),
   'datanets.contribution.added': Object.freeze({ 1: DatanetContributionAddedV1 }),
   'datanets.snapshot.published': Object.freeze({ 1: DatanetSnapshotPublishedV1 }),
   'inference.completed': Object.freeze({ 1: InferenceCompletedV1 }),
   'inference.failed': Object.freeze({ 1: InferenceFailedV1 }),
+  'inference.epoch_closing': Object.freeze({ 1: InferenceEpochClosingV1 }),
   'attribution.epoch.closed': Object.freeze({ 1: AttributionEpochClosedV1 }),
+  'attribution.policy.set': Object.freeze({ 1: AttributionPolicySetV1 }),
   'ledger.payout.posted': Object.freeze({ 1: LedgerPayoutPostedV1 }),
 });
 

@@ -33,6 +33,7 @@ export {
   type RebuildProjectionOptions,
   type RebuildResult,
 } from './projections/rebuild.js';
+export { fillStreamGaps, ProjectionGapTooLargeError, type ProjectionGapSource } from './projections/fill-stream-gaps.js';
 export { hashSchemaState, type HashedTable, type SchemaStateHash } from './projections/schema-state-hash.js';
 export {
   DatabaseError,

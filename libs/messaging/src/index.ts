@@ -65,6 +65,13 @@ export {
   type StreamHandler,
   type StreamServer,
 } from './streaming.js';
+export {
+  streamGapSource,
+  subjectMatches,
+  type StreamGapSource,
+  type StreamGapSourceOptions,
+  type StreamPosition,
+} from './stream-gaps.js';
 export { replayStream, type ReplayOptions, type ReplayedMessage } from './replay.js';
 export { LongtailHeaders, deadLetterSubject as defaultDeadLetterSubject } from './headers.js';
 export {

@@ -19,6 +19,10 @@ export function longtailProvisionSpec(replicas = 1): ProvisionSpec {
       replicas,
       duplicateWindowMs: s.duplicateWindowMs,
       maxAgeMs: s.maxAgeMs,
+      // History may not be deleted (a stream that allows it cannot be switched back: every
+      // service must provision the same setting).
+      denyDelete: s.denyDelete,
+      denyPurge: s.denyPurge,
     })),
     kv: Object.values(KV_BUCKETS).map((b) => ({
       bucket: b.bucket,
@@ -32,7 +36,7 @@ export function longtailProvisionSpec(replicas = 1): ProvisionSpec {
 }
 
 /** Contract validation for consumers: an invalid event is a violation, never a handler call. */
-export const parseKnownEvent: ParseEvent = (raw) => {
+export const parseKnownEvent: ParseEvent<KnownEvent> = (raw) => {
   const result = parseEvent(raw);
   return result.ok ? { ok: true, event: result.event } : { ok: false, error: result.error };
 };

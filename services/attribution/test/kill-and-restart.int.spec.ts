@@ -12,7 +12,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { useDatabase, useNats } from '@longtail/testenv';
 
 import { attributionStateHash, replayAttribution } from '../src/replay/replay.js';
-import { connect, countRows, expectedState, liveClosedEpochs, openDb, publishAll, startAttributionApp, waitForInference } from './support/harness.js';
+import {
+  connect,
+  countRows,
+  expectedState,
+  liveClosedEpochs,
+  openDb,
+  publishAll,
+  startAttributionApp,
+  waitForInference,
+} from './support/harness.js';
 import { generateScenario, prng } from './support/scenario.js';
 
 class InjectedCrash extends Error {
@@ -26,7 +35,14 @@ describe('attribution: killed at random points', () => {
   afterAll(async () => app?.close());
 
   it('never double-counts or loses an event across 50+ kills and restarts', async () => {
-    const scenario = generateScenario({ seed: 2026, adapters: 40, datanets: 8, contributors: 150, inferences: 2400, epochs: 3 });
+    const scenario = generateScenario({
+      seed: 2026,
+      adapters: 40,
+      datanets: 8,
+      contributors: 150,
+      inferences: 2400,
+      epochs: 3,
+    });
     const rand = prng(99); // the kill schedule
     let kills = { inside: 0, afterCommit: 0 };
     let restartsWanted = 0;
@@ -34,7 +50,9 @@ describe('attribution: killed at random points', () => {
       if (rand() < 0.4) {
         kills = { ...kills, [where]: kills[where] + 1 };
         if ((kills.inside + kills.afterCommit) % 12 === 0) restartsWanted += 1;
-        throw new InjectedCrash(`injected crash ${where === 'inside' ? 'before commit' : 'between commit and ack'}`);
+        throw new InjectedCrash(
+          `injected crash ${where === 'inside' ? 'before commit' : 'between commit and ack'}`,
+        );
       }
     };
     const start = () =>
@@ -51,12 +69,18 @@ describe('attribution: killed at random points', () => {
     try {
       await publishAll(conn, scenario.facts);
       const seqs = await publishAll(conn, scenario.inference);
-      const lastValid = Math.max(...seqs.filter((_, i) => scenario.inference[i]!.subject !== 'inference.completed.bad'));
+      const lastValid = Math.max(
+        ...seqs.filter((_, i) => scenario.inference[i]!.subject !== 'inference.completed.bad'),
+      );
 
       let restarts = 0;
       const deadline = Date.now() + 80_000;
       for (;;) {
-        const checkpoint = await db.db.selectFrom('projection_checkpoints').select('last_sequence').where('projection', '=', 'attribution.inference').executeTakeFirst();
+        const checkpoint = await db.db
+          .selectFrom('projection_checkpoints')
+          .select('last_sequence')
+          .where('projection', '=', 'attribution.inference')
+          .executeTakeFirst();
         if (checkpoint && checkpoint.last_sequence >= BigInt(lastValid)) break;
         if (Date.now() > deadline) throw new Error(`stuck at ${checkpoint?.last_sequence}`);
         if (restartsWanted > restarts) {
@@ -76,14 +100,20 @@ describe('attribution: killed at random points', () => {
         model.closed.map((e) => [e.epoch, e.totalsHash, e.feeTotal, e.eventCount]),
       );
       expect(await countRows(db, 'priced_requests')).toBe(model.priced.size);
-      const open = await db.db.selectFrom('epochs').selectAll().where('status', '=', 'open').executeTakeFirstOrThrow();
+      const open = await db.db
+        .selectFrom('epochs')
+        .selectAll()
+        .where('status', '=', 'open')
+        .executeTakeFirstOrThrow();
       expect(BigInt(open.fee_total)).toBe(model.current.feeTotal);
       expect(Number(open.event_count)).toBe(model.current.eventCount);
 
       const liveHash = await attributionStateHash(db.db, 'attribution');
       const replayed = await replayAttribution({ conn, connectionString: database().url });
       expect(replayed.hash.tables).toEqual(liveHash.tables);
-      console.log(`kills: ${kills.inside} inside the transaction, ${kills.afterCommit} between commit and ack; ${restarts} restarts`);
+      console.log(
+        `kills: ${kills.inside} inside the transaction, ${kills.afterCommit} between commit and ack; ${restarts} restarts`,
+      );
     } finally {
       await db.destroy();
       await conn.close();

@@ -16,7 +16,10 @@ import { generateScenario } from './support/scenario.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env } });
     let stdout = '';
@@ -35,7 +38,15 @@ describe('attribution: the replay command', () => {
   afterAll(async () => app?.close());
 
   it('rebuilds into a fresh schema and reports the live state hash', async () => {
-    const scenario = generateScenario({ seed: 3, adapters: 10, datanets: 4, contributors: 20, inferences: 300, epochs: 2, faults: false });
+    const scenario = generateScenario({
+      seed: 3,
+      adapters: 10,
+      datanets: 4,
+      contributors: 20,
+      inferences: 300,
+      epochs: 2,
+      faults: false,
+    });
     app = await startAttributionApp({ natsUrl: nats().url, databaseUrl: database().url });
     const conn = await connect(nats().url);
     const db = openDb(database().url);
@@ -44,12 +55,24 @@ describe('attribution: the replay command', () => {
       const seqs = await publishAll(conn, scenario.inference);
       await waitForInference(db, Math.max(...seqs));
       const result = await run(
-        ['--conditions=longtail-source', '--import', './services/attribution/scripts/source-loader.mjs', 'services/attribution/src/cli/replay.ts', '--compare'],
+        [
+          '--conditions=longtail-source',
+          '--import',
+          './services/attribution/scripts/source-loader.mjs',
+          'services/attribution/src/cli/replay.ts',
+          '--compare',
+        ],
         { NATS_URL: nats().url, DATABASE_URL: database().url },
       );
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
-      const report = JSON.parse(result.stdout) as { schema: string; stateHash: string; liveStateHash: string; equal: boolean; events: Record<string, number> };
+      const report = JSON.parse(result.stdout) as {
+        schema: string;
+        stateHash: string;
+        liveStateHash: string;
+        equal: boolean;
+        events: Record<string, number>;
+      };
       expect(report).toMatchObject({ schema: 'attribution_replay_1', equal: true });
       expect(report.stateHash).toBe(report.liveStateHash);
       expect(report.events['INFERENCE']).toBe(scenario.inference.length);

@@ -7,6 +7,7 @@ import { AdaptersController } from './adapters/adapters.controller.js';
 import type { GatewayConfig } from './config.js';
 import { ADMIN_KEY_DIGEST, AdminKeyGuard, digestKey } from './http/admin-key.guard.js';
 import { OpenAiErrorFilter } from './http/openai-errors.js';
+import { AttributionReadsController } from './reads/attribution.controller.js';
 import { LedgerReadsController } from './reads/ledger.controller.js';
 import { ServiceReads } from './reads/service-reads.js';
 
@@ -19,7 +20,7 @@ export class GatewayModule {
         serviceMessaging({ name: 'gateway', natsUrl: config.NATS_URL, logger, consume: false }),
         HealthModule.register({ inject: [MessagingService], useFactory: (m: MessagingService) => [natsProbe(m)] }),
       ],
-      controllers: [AdaptersController, LedgerReadsController],
+      controllers: [AdaptersController, AttributionReadsController, LedgerReadsController],
       providers: [
         { provide: ADMIN_KEY_DIGEST, useValue: digestKey(config.LONGTAIL_ADMIN_KEY) },
         AdminKeyGuard,

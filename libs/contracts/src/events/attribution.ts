@@ -94,3 +94,45 @@ export const AttributionEpochClosedV1 = defineEvent({
 });
 export type AttributionEpochClosedV1 = EventOf<typeof AttributionEpochClosedV1>;
 export type AttributionEpochClosedV1Data = AttributionEpochClosedV1['data'];
+
+const BasisPoints = z.int().min(0).max(10_000);
+
+const PolicySetDataSchema = withRules(
+  z.strictObject({
+    version: z.int().min(1).describe('Policy version: 1, 2, 3, ...; each is published once.'),
+    effectiveFromEpoch: z.int().nonnegative().describe('First epoch the policy may govern.'),
+    operatorBps: BasisPoints.describe('Share of the GPU operator that served the inference, basis points.'),
+    creatorBps: BasisPoints.describe('Share of the adapter creator, basis points.'),
+    contributorsBps: BasisPoints.describe(
+      "Share of the contributors of the adapter's training snapshots (split by mix weight, then by contributor weight), basis points.",
+    ),
+    treasuryBps: BasisPoints.describe('Share of the protocol treasury, basis points.'),
+    treasuryAddress: EvmAddressSchema.describe('Protocol treasury account.'),
+    reason: z.string().min(1).max(500).optional().describe('Why (a governance reference), for people.'),
+  }),
+  (data, fail) => {
+    const sum = data.operatorBps + data.creatorBps + data.contributorsBps + data.treasuryBps;
+    if (sum !== 10_000) fail(['treasuryBps'], `basis points must sum to 10000, got ${sum}`);
+    if (data.version === 1 && data.effectiveFromEpoch !== 0)
+      fail(['effectiveFromEpoch'], 'version 1 governs the first epoch (0)');
+  },
+).describe('A split policy version was adopted.');
+
+export const AttributionPolicySetV1 = defineEvent({
+  type: 'attribution.policy.set',
+  version: 1,
+  description:
+    'A split policy version was adopted (governance): how each fee is shared between the GPU operator, the adapter creator, ' +
+    'the Datanet contributors and the protocol treasury. It governs an epoch when the marker that opens the epoch ' +
+    '(inference.epoch_closing of the previous one) names it; an open epoch never changes policy.',
+  invariants: [
+    'operatorBps + creatorBps + contributorsBps + treasuryBps = 10000.',
+    'Version 1 has effectiveFromEpoch 0: it governs the first epoch.',
+    'Each version is published once (the subject must not exist yet).',
+  ],
+  aggregate: 'version (decimal)',
+  data: PolicySetDataSchema,
+  aggregateKey: (data) => String(data.version),
+});
+export type AttributionPolicySetV1 = EventOf<typeof AttributionPolicySetV1>;
+export type AttributionPolicySetV1Data = AttributionPolicySetV1['data'];

@@ -15,6 +15,7 @@ import {
   Sha256HexSchema,
   StreamSequenceSchema,
   TokenCountSchema,
+  boundedText,
 } from '../fields.js';
 
 const ContributionAddedDataSchema = z
@@ -97,3 +98,29 @@ export const DatanetSnapshotPublishedV1 = defineEvent({
 });
 export type DatanetSnapshotPublishedV1 = EventOf<typeof DatanetSnapshotPublishedV1>;
 export type DatanetSnapshotPublishedV1Data = DatanetSnapshotPublishedV1['data'];
+
+const DatanetCreatedDataSchema = z
+  .strictObject({
+    datanetId: DatanetIdSchema,
+    name: boundedText(200, 'Display name of the Datanet, 1..200 characters.'),
+    ownerTenantId: OpaqueIdSchema.describe('Tenant that curates the Datanet.'),
+    description: z
+      .string()
+      .max(2000)
+      .optional()
+      .describe('What the dataset is, for people (at most 2000 characters).'),
+  })
+  .describe('A Datanet was created.');
+
+export const DatanetCreatedV1 = defineEvent({
+  type: 'datanets.datanet.created',
+  version: 1,
+  description:
+    'A Datanet (a named dataset that contributors add to and snapshots freeze) was created. Published once per datanetId ' +
+    '(the subject must not exist yet).',
+  aggregate: 'datanetId',
+  data: DatanetCreatedDataSchema,
+  aggregateKey: (data) => data.datanetId,
+});
+export type DatanetCreatedV1 = EventOf<typeof DatanetCreatedV1>;
+export type DatanetCreatedV1Data = DatanetCreatedV1['data'];

@@ -173,3 +173,25 @@ export const InferenceFailedV1 = defineEvent({
 });
 export type InferenceFailedV1 = EventOf<typeof InferenceFailedV1>;
 export type InferenceFailedV1Data = InferenceFailedV1['data'];
+
+const EpochClosingDataSchema = z
+  .strictObject({
+    epoch: z.int().nonnegative().describe('The attribution epoch that ends at this marker.'),
+    nextPolicyVersion: z.int().min(1).describe('Version of attribution.policy.set that governs epoch + 1.'),
+  })
+  .describe('An attribution epoch ends here.');
+
+export const InferenceEpochClosingV1 = defineEvent({
+  type: 'inference.epoch_closing',
+  version: 1,
+  description:
+    "Attribution's epoch close marker, published by its EpochCloser on the INFERENCE stream so that its position is the cut: " +
+    'every inference event before it (in stream order) belongs to `epoch`, every one after it to the next epoch, which uses ' +
+    'policy `nextPolicyVersion`. A marker for an epoch that is not the open one is ignored, so duplicates are harmless.',
+  invariants: ['Published once per epoch (the subject must not exist yet).'],
+  aggregate: 'epoch (decimal)',
+  data: EpochClosingDataSchema,
+  aggregateKey: (data) => String(data.epoch),
+});
+export type InferenceEpochClosingV1 = EventOf<typeof InferenceEpochClosingV1>;
+export type InferenceEpochClosingV1Data = InferenceEpochClosingV1['data'];

@@ -21,7 +21,11 @@ import { AttributionQueries, QuerySchemas } from '../queries/attribution-queries
 
 function parse<S extends z.ZodType>(schema: S, payload: unknown): z.output<S> {
   const result = schema.safeParse(payload ?? {});
-  if (!result.success) throw new CommandError('invalid_request', result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!result.success)
+    throw new CommandError(
+      'invalid_request',
+      result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    );
   return result.data;
 }
 
@@ -60,7 +64,12 @@ export class AttributionCommands {
   @OnCommand('longtail.attribution.epochs')
   async epochs(payload: unknown) {
     const rows = await this.queries.epochs(parse(QuerySchemas.epochs, payload));
-    return rows.map((r) => ({ ...r, first_sequence: r.first_sequence.toString(), last_sequence: r.last_sequence?.toString() ?? null, event_count: r.event_count.toString() }));
+    return rows.map((r) => ({
+      ...r,
+      first_sequence: r.first_sequence.toString(),
+      last_sequence: r.last_sequence?.toString() ?? null,
+      event_count: r.event_count.toString(),
+    }));
   }
 
   @OnCommand('longtail.attribution.close-epoch')

@@ -5,11 +5,16 @@
  * the projection checkpoint skips what was already applied. After an INFERENCE batch, the epochs
  * it closed are announced (outbox relay) and refused events are dead-lettered with their reason.
  */
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { v7 as uuidv7 } from 'uuid';
 
-import { deadLetterSubject } from '@longtail/contracts';
+import { AttributionPolicySetV1, createEvent, deadLetterSubject } from '@longtail/contracts';
 import {
   EventPublisher,
   LongtailHeaders,
@@ -17,17 +22,17 @@ import {
   MessagingService,
   STREAM_SUBJECT_MUST_NOT_EXIST,
   WrongExpectedSequence,
+  streamGapSource,
   type MessagingConnection,
   type OnEventsOptions,
   type ReceivedEvent,
 } from '@longtail/messaging';
 import type { SequencedEvent } from '@longtail/database';
 
-import { AttributionPolicySetV1, draftSubject } from '../contracts-draft.js';
 import { EpochClosedRelay } from '../epochs/epoch-closed-relay.js';
 import { EpochCloser } from '../epochs/epoch-closer.js';
 import { AttributionProjector } from '../ingest/attribution-projector.js';
-import { jetStreamGapSource } from '../ingest/stream-gaps.js';
+import { parseAttributionEvent } from '../ingest/codec.js';
 import { FACT_PROJECTIONS, type StreamEvent } from '../projections/facts-projection.js';
 import type { RejectedEvent } from '../projections/inference-projection.js';
 import type { AttributionOptions } from './attribution-options.js';
@@ -80,14 +85,16 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
   async onApplicationBootstrap(): Promise<void> {
     await this.#publishGenesisPolicy();
     const prefix = this.options.durablePrefix ?? 'attribution';
-    const facts = (durable: string): Pick<OnEventsOptions, 'durable' | 'batch' | 'maxDeliver' | 'backoffMs'> => ({
+    const facts = (
+      durable: string,
+    ): Pick<OnEventsOptions, 'durable' | 'batch' | 'maxDeliver' | 'backoffMs'> => ({
       durable: factDurable(prefix, durable),
       batch: { size: 500, maxWaitMs: 1000 },
       maxDeliver: 10,
       backoffMs: [500, 2000, 5000],
     });
     for (const [name, ref] of Object.entries(FACT_PROJECTIONS)) {
-      const gaps = jetStreamGapSource(this.conn, ref.stream, ref.filterSubject);
+      const gaps = streamGapSource(this.conn, { stream: ref.stream, filterSubject: ref.filterSubject, parse: parseAttributionEvent });
       await this.messaging.consume(
         { stream: ref.stream, filterSubject: ref.filterSubject, ...facts(name) },
         async (batch: ReadonlyArray<ReceivedEvent>) => {
@@ -95,7 +102,7 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
         },
       );
     }
-    const inferenceGaps = jetStreamGapSource(this.conn, 'INFERENCE');
+    const inferenceGaps = streamGapSource(this.conn, { stream: 'INFERENCE', parse: parseAttributionEvent });
     await this.messaging.consume(
       {
         stream: 'INFERENCE',
@@ -109,13 +116,20 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
         const result = await this.projector.applyInference(sequenced(batch), inferenceGaps);
         if (result.rejected.length > 0) await this.#deadLetter(result.rejected, batch);
         // Also after a redelivered batch: a crash may have come between a close's commit and its announcement.
-        await this.relay.publishPending().catch(this.#warn('announcing closed epochs failed; retried after the next batch'));
+        await this.relay
+          .publishPending()
+          .catch(this.#warn('announcing closed epochs failed; retried after the next batch'));
       },
     );
-    await this.relay.publishPending().catch(this.#warn('announcing closed epochs failed; retried after the next batch'));
+    await this.relay
+      .publishPending()
+      .catch(this.#warn('announcing closed epochs failed; retried after the next batch'));
     if (this.options.epochSeconds > 0) {
       const epochMs = this.options.epochSeconds * 1000;
-      this.#timer = setInterval(() => void this.closer.tick(epochMs).catch(this.#warn('epoch close request failed')), Math.min(epochMs, 10_000));
+      this.#timer = setInterval(
+        () => void this.closer.tick(epochMs).catch(this.#warn('epoch close request failed')),
+        Math.min(epochMs, 10_000),
+      );
       this.#timer.unref();
     }
   }
@@ -128,17 +142,13 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
   async #publishGenesisPolicy(): Promise<void> {
     const genesis = this.options.genesisPolicy;
     if (!genesis || this.projector.facts.policy(1)) return;
-    const event = AttributionPolicySetV1.envelope.parse({
-      id: uuidv7(),
-      type: 'attribution.policy.set',
-      version: 1,
-      occurredAt: new Date().toISOString(),
-      correlationId: 'attribution-genesis-policy',
-      causationId: null,
-      data: { version: 1, effectiveFromEpoch: 0, ...genesis, reason: 'genesis policy from configuration' },
-    });
+    const event = createEvent(
+      AttributionPolicySetV1,
+      { version: 1, effectiveFromEpoch: 0, ...genesis, reason: 'genesis policy from configuration' },
+      { correlationId: 'attribution-genesis-policy', causationId: null },
+    );
     try {
-      await this.publisher.publish(event, { subject: draftSubject(event), expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST });
+      await this.publisher.publish(event, { expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST });
     } catch (error) {
       if (!(error instanceof WrongExpectedSequence)) throw error;
     }
@@ -146,7 +156,9 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
 
   /** Refused events go to the consumer's dead-letter subject with the reason (after commit). */
   async #deadLetter(rejected: readonly RejectedEvent[], batch: ReadonlyArray<ReceivedEvent>): Promise<void> {
-    const durable = this.options.durablePrefix ? `${this.options.durablePrefix}-inference` : INFERENCE_DURABLE;
+    const durable = this.options.durablePrefix
+      ? `${this.options.durablePrefix}-inference`
+      : INFERENCE_DURABLE;
     for (const r of rejected) {
       const original = batch.find((item) => item.meta.seq === r.seq);
       const h = natsHeaders();
@@ -156,11 +168,17 @@ export class AttributionConsumers implements OnApplicationBootstrap, OnApplicati
       h.set(LongtailHeaders.DlqSubject, original?.meta.subject ?? '');
       h.set(LongtailHeaders.DlqDurable, durable);
       await this.conn.js
-        .publish(deadLetterSubject({ stream: 'INFERENCE', durable }), new TextEncoder().encode(JSON.stringify(original?.event ?? { id: r.eventId })), {
-          headers: h,
-          msgID: `dlq.INFERENCE.${durable}.${r.seq}`,
-        })
-        .catch(this.#warn(`dead-lettering refused event ${r.seq} failed (it is recorded in rejected_events)`));
+        .publish(
+          deadLetterSubject({ stream: 'INFERENCE', durable }),
+          new TextEncoder().encode(JSON.stringify(original?.event ?? { id: r.eventId })),
+          {
+            headers: h,
+            msgID: `dlq.INFERENCE.${durable}.${r.seq}`,
+          },
+        )
+        .catch(
+          this.#warn(`dead-lettering refused event ${r.seq} failed (it is recorded in rejected_events)`),
+        );
     }
   }
 }

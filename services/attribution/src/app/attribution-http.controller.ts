@@ -9,7 +9,10 @@ import { AttributionQueries, QuerySchemas } from '../queries/attribution-queries
 
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);
-  if (!result.success) throw new BadRequestException(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!result.success)
+    throw new BadRequestException(
+      result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    );
   return result.data;
 }
 
@@ -19,7 +22,9 @@ export class AttributionHttpController {
 
   @Get('accounts/:account/earnings')
   earnings(@Param('account') account: string, @Query('epoch') epoch?: string) {
-    return this.queries.earnings(parse(QuerySchemas.earnings, { account, ...(epoch !== undefined ? { epoch } : {}) }));
+    return this.queries.earnings(
+      parse(QuerySchemas.earnings, { account, ...(epoch !== undefined ? { epoch } : {}) }),
+    );
   }
 
   @Get('accounts/:account/statements/:epoch')
@@ -30,12 +35,19 @@ export class AttributionHttpController {
   /** adapterId URL-encoded, e.g. llama-3-8b%3Aacme%2Flegal-ur */
   @Get('adapters/:adapterId/revenue')
   adapterRevenue(@Param('adapterId') adapterId: string, @Query('epoch') epoch?: string) {
-    return this.queries.adapterRevenue(parse(QuerySchemas.adapterRevenue, { adapterId, ...(epoch !== undefined ? { epoch } : {}) }));
+    return this.queries.adapterRevenue(
+      parse(QuerySchemas.adapterRevenue, { adapterId, ...(epoch !== undefined ? { epoch } : {}) }),
+    );
   }
 
   @Get('datanets/:owner/:name/revenue')
   datanetRevenue(@Param('owner') owner: string, @Param('name') name: string, @Query('epoch') epoch?: string) {
-    return this.queries.datanetRevenue(parse(QuerySchemas.datanetRevenue, { datanetId: `${owner}/${name}`, ...(epoch !== undefined ? { epoch } : {}) }));
+    return this.queries.datanetRevenue(
+      parse(QuerySchemas.datanetRevenue, {
+        datanetId: `${owner}/${name}`,
+        ...(epoch !== undefined ? { epoch } : {}),
+      }),
+    );
   }
 
   @Get('usage')

@@ -14,7 +14,10 @@ const bps = z.coerce.number().int().min(0).max(10_000);
 export const attributionConfigSchema = baseConfigSchema.extend({
   ...databaseConfigSchema.shape,
   /** PostgreSQL schema the service owns. */
-  ATTRIBUTION_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('attribution'),
+  ATTRIBUTION_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .default('attribution'),
   /** Close an epoch after it has been open this long (seconds); 0 = only on command. */
   EPOCH_SECONDS: z.coerce.number().int().min(0).default(3600),
   /** INFERENCE events per transaction. */

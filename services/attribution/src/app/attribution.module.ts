@@ -6,11 +6,17 @@
  */
 import { Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 
-import { encodeEvent, STREAMS, subjectFor, type EventEnvelope, type KnownEvent } from '@longtail/contracts';
+import { encodeEvent, subjectFor, type KnownEvent } from '@longtail/contracts';
 import { createDatabase, migrateToLatest, type DatabaseHandle } from '@longtail/database';
-import { EventPublisher, MESSAGING_CONNECTION, MessagingModule, type MessagingConnection } from '@longtail/messaging';
+import {
+  EventPublisher,
+  MESSAGING_CONNECTION,
+  MessagingModule,
+  MessagingService,
+  type MessagingConnection,
+} from '@longtail/messaging';
+import { HealthModule, longtailProvisionSpec, natsProbe, postgresProbe } from '@longtail/service';
 
-import { draftSubject, type DraftEvent, DRAFT_EVENTS } from '../contracts-draft.js';
 import { EpochClosedRelay } from '../epochs/epoch-closed-relay.js';
 import { EpochCloser } from '../epochs/epoch-closer.js';
 import { FactBook } from '../facts/facts.js';
@@ -27,9 +33,6 @@ import { DatanetCommands } from './datanet-commands.js';
 import type { AttributionOptions } from './attribution-options.js';
 import { ATTRIBUTION_DB, ATTRIBUTION_OPTIONS } from './tokens.js';
 
-const isDraft = (event: EventEnvelope): event is DraftEvent => DRAFT_EVENTS.some((d) => d.type === event.type);
-const encoder = new TextEncoder();
-
 /** Closes the pool after messaging has drained (Nest calls onApplicationShutdown last). */
 @Injectable()
 class DatabaseLifecycle implements OnApplicationShutdown {
@@ -39,35 +42,14 @@ class DatabaseLifecycle implements OnApplicationShutdown {
   }
 }
 
+/** The service's database (migrated at start), global so that the health probes can use it. */
 @Module({})
-export class AttributionModule {
+class AttributionDatabaseModule {
   static register(options: AttributionOptions): DynamicModule {
     return {
-      module: AttributionModule,
-      imports: [
-        MessagingModule.forRoot({
-          servers: options.natsServers,
-          name: 'attribution',
-          provision: {
-            streams: Object.values(STREAMS).map((s) => ({
-              name: s.name,
-              subjects: s.subjects,
-              description: s.description,
-              storage: s.storage,
-              duplicateWindowMs: s.duplicateWindowMs,
-              maxAgeMs: s.maxAgeMs,
-              denyDelete: s.denyDelete,
-              denyPurge: s.denyPurge,
-            })),
-          },
-          parse: parseAttributionEvent as never,
-          encode: (event) => (isDraft(event) ? encoder.encode(JSON.stringify(event)) : encodeEvent(event as KnownEvent)),
-          subjectFor: (event) => (isDraft(event) ? draftSubject(event) : subjectFor(event as KnownEvent)),
-        }),
-      ],
-      controllers: [AttributionHttpController],
+      module: AttributionDatabaseModule,
+      global: true,
       providers: [
-        { provide: ATTRIBUTION_OPTIONS, useValue: options },
         {
           provide: ATTRIBUTION_DB,
           useFactory: async (): Promise<DatabaseHandle<AttributionTables>> => {
@@ -81,7 +63,44 @@ export class AttributionModule {
           },
         },
         DatabaseLifecycle,
-        { provide: FactBook, inject: [ATTRIBUTION_DB], useFactory: (h: DatabaseHandle<AttributionTables>) => loadFactBook(h.db) },
+      ],
+      exports: [ATTRIBUTION_DB],
+    };
+  }
+}
+
+@Module({})
+export class AttributionModule {
+  static register(options: AttributionOptions): DynamicModule {
+    return {
+      module: AttributionModule,
+      imports: [
+        AttributionDatabaseModule.register(options),
+        HealthModule.register({
+          inject: [MessagingService, ATTRIBUTION_DB],
+          // postgresProbe only pings the pool.
+          useFactory: (messaging: MessagingService, db: DatabaseHandle<AttributionTables>) => [
+            natsProbe(messaging),
+            postgresProbe(db as unknown as DatabaseHandle<unknown>),
+          ],
+        }),
+        MessagingModule.forRoot({
+          servers: options.natsServers,
+          name: 'attribution',
+          provision: longtailProvisionSpec(),
+          parse: parseAttributionEvent as never,
+          encode: (event) => encodeEvent(event as KnownEvent),
+          subjectFor: (event) => subjectFor(event as KnownEvent),
+        }),
+      ],
+      controllers: [AttributionHttpController],
+      providers: [
+        { provide: ATTRIBUTION_OPTIONS, useValue: options },
+        {
+          provide: FactBook,
+          inject: [ATTRIBUTION_DB],
+          useFactory: (h: DatabaseHandle<AttributionTables>) => loadFactBook(h.db),
+        },
         {
           provide: AttributionProjector,
           inject: [ATTRIBUTION_DB, FactBook, MESSAGING_CONNECTION],
@@ -96,14 +115,20 @@ export class AttributionModule {
         {
           provide: EpochClosedRelay,
           inject: [ATTRIBUTION_DB, EventPublisher],
-          useFactory: (h: DatabaseHandle<AttributionTables>, p: EventPublisher) => new EpochClosedRelay(h.db, p),
+          useFactory: (h: DatabaseHandle<AttributionTables>, p: EventPublisher) =>
+            new EpochClosedRelay(h.db, p),
         },
         {
           provide: EpochCloser,
           inject: [ATTRIBUTION_DB, EventPublisher, FactBook],
-          useFactory: (h: DatabaseHandle<AttributionTables>, p: EventPublisher, f: FactBook) => new EpochCloser(h.db, p, f),
+          useFactory: (h: DatabaseHandle<AttributionTables>, p: EventPublisher, f: FactBook) =>
+            new EpochCloser(h.db, p, f),
         },
-        { provide: AttributionQueries, inject: [ATTRIBUTION_DB], useFactory: (h: DatabaseHandle<AttributionTables>) => new AttributionQueries(h.db) },
+        {
+          provide: AttributionQueries,
+          inject: [ATTRIBUTION_DB],
+          useFactory: (h: DatabaseHandle<AttributionTables>) => new AttributionQueries(h.db),
+        },
         AttributionConsumers,
         AttributionCommands,
         DatanetCommands,

@@ -14,21 +14,43 @@ import { createHash } from 'node:crypto';
 
 import { Inject, Injectable } from '@nestjs/common';
 import type { Kysely } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 
-import { createEvent, DatanetContributionAddedV1, DatanetIdSchema, DatanetSnapshotPublishedV1, EvmAddressSchema, OBJECT_BUCKETS, OpaqueIdSchema, Sha256HexSchema, subjectToken } from '@longtail/contracts';
+import {
+  createEvent,
+  DatanetContributionAddedV1,
+  DatanetCreatedV1,
+  DatanetIdSchema,
+  DatanetSnapshotPublishedV1,
+  EvmAddressSchema,
+  OBJECT_BUCKETS,
+  OpaqueIdSchema,
+  Sha256HexSchema,
+  subjectToken,
+} from '@longtail/contracts';
 import type { DatabaseHandle } from '@longtail/database';
-import { CommandError, EventPublisher, MESSAGING_CONNECTION, OnCommand, STREAM_SUBJECT_MUST_NOT_EXIST, WrongExpectedSequence, type MessagingConnection } from '@longtail/messaging';
+import {
+  CommandError,
+  EventPublisher,
+  MESSAGING_CONNECTION,
+  OnCommand,
+  STREAM_SUBJECT_MUST_NOT_EXIST,
+  WrongExpectedSequence,
+  type MessagingConnection,
+} from '@longtail/messaging';
 import { Objm } from '@nats-io/obj';
 
-import { DatanetCreatedV1, draftSubject } from '../contracts-draft.js';
 import { decideDatanet, type DatanetCommand, type DatanetState } from '../datanets/datanet-decider.js';
 import { FACT_PROJECTIONS } from '../projections/facts-projection.js';
 import type { AttributionTables } from '../projections/schema.js';
 import { ATTRIBUTION_DB } from './tokens.js';
 
-const Create = z.strictObject({ datanetId: DatanetIdSchema, name: z.string().min(1).max(200), ownerTenantId: OpaqueIdSchema, description: z.string().max(2000).optional() });
+const Create = z.strictObject({
+  datanetId: DatanetIdSchema,
+  name: z.string().min(1).max(200),
+  ownerTenantId: OpaqueIdSchema,
+  description: z.string().max(2000).optional(),
+});
 const AddContribution = z.strictObject({
   datanetId: DatanetIdSchema,
   contributionId: OpaqueIdSchema,
@@ -42,7 +64,11 @@ const CutSnapshot = z.strictObject({ datanetId: DatanetIdSchema, snapshotId: Opa
 
 function parse<S extends z.ZodType>(schema: S, payload: unknown): z.output<S> {
   const result = schema.safeParse(payload ?? {});
-  if (!result.success) throw new CommandError('invalid_request', result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!result.success)
+    throw new CommandError(
+      'invalid_request',
+      result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    );
   return result.data;
 }
 
@@ -63,16 +89,11 @@ export class DatanetCommands {
     const command = parse(Create, payload);
     const decision = decideDatanet({ kind: 'create', ...command }, await this.#state(command.datanetId));
     if (!decision.ok) throw new CommandError(decision.code, decision.message);
-    const event = DatanetCreatedV1.envelope.parse({
-      id: uuidv7(),
-      type: 'datanets.created',
-      version: 1,
-      occurredAt: new Date().toISOString(),
+    const event = createEvent(DatanetCreatedV1, decision.data as never, {
       correlationId: `datanet-${command.datanetId}`,
       causationId: null,
-      data: decision.data,
     });
-    await this.#publish(event, { subject: draftSubject(event), expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST });
+    await this.#publish(event, { expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST });
     return { datanetId: command.datanetId, eventId: event.id };
   }
 
@@ -89,12 +110,24 @@ export class DatanetCommands {
       const store = await new Objm(this.conn.nc).create(OBJECT_BUCKETS.datanetContent.bucket);
       await store.putBlob({ name: objectKey }, content);
     }
-    const full: DatanetCommand = { kind: 'add-contribution', ...command, ...(objectKey ? { objectKey } : {}) };
+    const full: DatanetCommand = {
+      kind: 'add-contribution',
+      ...command,
+      ...(objectKey ? { objectKey } : {}),
+    };
     const decision = decideDatanet(full, await this.#state(command.datanetId));
     if (!decision.ok) throw new CommandError(decision.code, decision.message);
-    const event = createEvent(DatanetContributionAddedV1, decision.data as never, { correlationId: `datanet-${command.datanetId}`, causationId: null });
+    const event = createEvent(DatanetContributionAddedV1, decision.data as never, {
+      correlationId: `datanet-${command.datanetId}`,
+      causationId: null,
+    });
     await this.#publish(event);
-    return { datanetId: command.datanetId, contributionId: command.contributionId, eventId: event.id, ...(objectKey ? { objectKey } : {}) };
+    return {
+      datanetId: command.datanetId,
+      contributionId: command.contributionId,
+      eventId: event.id,
+      ...(objectKey ? { objectKey } : {}),
+    };
   }
 
   @OnCommand('longtail.datanets.cut-snapshot')
@@ -103,7 +136,10 @@ export class DatanetCommands {
     const state = await this.#state(command.datanetId);
     const decision = decideDatanet({ kind: 'cut-snapshot', ...command }, state);
     if (!decision.ok) throw new CommandError(decision.code, decision.message);
-    const event = createEvent(DatanetSnapshotPublishedV1, decision.data as never, { correlationId: `datanet-${command.datanetId}`, causationId: null });
+    const event = createEvent(DatanetSnapshotPublishedV1, decision.data as never, {
+      correlationId: `datanet-${command.datanetId}`,
+      causationId: null,
+    });
     const last = await this.#db
       .selectFrom('snapshots')
       .select('seq')
@@ -114,27 +150,44 @@ export class DatanetCommands {
       subject: `datanets.snapshot.published.${subjectToken(command.datanetId)}`,
       expectedLastSubjectSequence: last ? last.seq : STREAM_SUBJECT_MUST_NOT_EXIST,
     });
-    return { datanetId: command.datanetId, snapshotId: command.snapshotId, contributors: (decision.data['contributors'] as unknown[]).length, eventId: event.id };
+    return {
+      datanetId: command.datanetId,
+      snapshotId: command.snapshotId,
+      contributors: (decision.data['contributors'] as unknown[]).length,
+      eventId: event.id,
+    };
   }
 
-  async #publish(event: Parameters<EventPublisher['publish']>[0], options: Parameters<EventPublisher['publish']>[1] = {}): Promise<void> {
+  async #publish(
+    event: Parameters<EventPublisher['publish']>[0],
+    options: Parameters<EventPublisher['publish']>[1] = {},
+  ): Promise<void> {
     try {
       await this.publisher.publish(event, options);
     } catch (error) {
-      if (error instanceof WrongExpectedSequence) throw new CommandError('conflict', 'the Datanet changed meanwhile; retry');
+      if (error instanceof WrongExpectedSequence)
+        throw new CommandError('conflict', 'the Datanet changed meanwhile; retry');
       throw error;
     }
   }
 
   async #state(datanetId: string): Promise<DatanetState> {
-    const datanet = await this.#db.selectFrom('datanets').select('datanet_id').where('datanet_id', '=', datanetId).executeTakeFirst();
+    const datanet = await this.#db
+      .selectFrom('datanets')
+      .select('datanet_id')
+      .where('datanet_id', '=', datanetId)
+      .executeTakeFirst();
     const contributions = await this.#db
       .selectFrom('datanet_contributions')
       .select(['contribution_id', 'contributor', 'weight', 'size_tokens'])
       .where('datanet_id', '=', datanetId)
       .orderBy('seq')
       .execute();
-    const snapshots = await this.#db.selectFrom('snapshots').select('snapshot_id').where('datanet_id', '=', datanetId).execute();
+    const snapshots = await this.#db
+      .selectFrom('snapshots')
+      .select('snapshot_id')
+      .where('datanet_id', '=', datanetId)
+      .execute();
     const checkpoint = await this.#db
       .selectFrom('projection_checkpoints')
       .select('last_sequence')
@@ -143,7 +196,11 @@ export class DatanetCommands {
     return {
       datanetId,
       exists: datanet !== undefined,
-      contributions: contributions.map((c) => ({ contributionId: c.contribution_id, contributor: c.contributor, weight: BigInt(c.weight) })),
+      contributions: contributions.map((c) => ({
+        contributionId: c.contribution_id,
+        contributor: c.contributor,
+        weight: BigInt(c.weight),
+      })),
       snapshotIds: new Set(snapshots.map((s) => s.snapshot_id)),
       throughSequence: Number(checkpoint?.last_sequence ?? 0n),
     };

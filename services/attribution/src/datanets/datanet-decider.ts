@@ -26,7 +26,13 @@ export interface DatanetState {
 }
 
 export type DatanetCommand =
-  | { readonly kind: 'create'; readonly datanetId: string; readonly name: string; readonly ownerTenantId: string; readonly description?: string }
+  | {
+      readonly kind: 'create';
+      readonly datanetId: string;
+      readonly name: string;
+      readonly ownerTenantId: string;
+      readonly description?: string;
+    }
   | {
       readonly kind: 'add-contribution';
       readonly datanetId: string;
@@ -40,8 +46,18 @@ export type DatanetCommand =
   | { readonly kind: 'cut-snapshot'; readonly datanetId: string; readonly snapshotId: string };
 
 export type DatanetDecision =
-  | { readonly ok: true; readonly type: 'datanets.created' | 'datanets.contribution.added' | 'datanets.snapshot.published'; readonly data: Record<string, unknown> }
-  | { readonly ok: false; readonly code: 'datanet_exists' | 'datanet_not_found' | 'contribution_exists' | 'snapshot_exists' | 'snapshot_empty'; readonly message: string };
+  | {
+      readonly ok: true;
+      readonly type:
+        'datanets.datanet.created' | 'datanets.contribution.added' | 'datanets.snapshot.published';
+      readonly data: Record<string, unknown>;
+    }
+  | {
+      readonly ok: false;
+      readonly code:
+        'datanet_exists' | 'datanet_not_found' | 'contribution_exists' | 'snapshot_exists' | 'snapshot_empty';
+      readonly message: string;
+    };
 
 /** The weight snapshots use for each contribution: its own, or its size in tokens. */
 export function contributionWeight(weight: number | undefined, sizeTokens: number): bigint {
@@ -51,10 +67,11 @@ export function contributionWeight(weight: number | undefined, sizeTokens: numbe
 export function decideDatanet(command: DatanetCommand, state: DatanetState): DatanetDecision {
   switch (command.kind) {
     case 'create':
-      if (state.exists) return { ok: false, code: 'datanet_exists', message: `Datanet ${command.datanetId} already exists` };
+      if (state.exists)
+        return { ok: false, code: 'datanet_exists', message: `Datanet ${command.datanetId} already exists` };
       return {
         ok: true,
-        type: 'datanets.created',
+        type: 'datanets.datanet.created',
         data: {
           datanetId: command.datanetId,
           name: command.name,
@@ -63,25 +80,37 @@ export function decideDatanet(command: DatanetCommand, state: DatanetState): Dat
         },
       };
     case 'add-contribution': {
-      if (!state.exists) return { ok: false, code: 'datanet_not_found', message: `no Datanet ${command.datanetId}` };
+      if (!state.exists)
+        return { ok: false, code: 'datanet_not_found', message: `no Datanet ${command.datanetId}` };
       if (state.contributions.some((c) => c.contributionId === command.contributionId)) {
-        return { ok: false, code: 'contribution_exists', message: `contribution ${command.contributionId} already in ${command.datanetId}` };
+        return {
+          ok: false,
+          code: 'contribution_exists',
+          message: `contribution ${command.contributionId} already in ${command.datanetId}`,
+        };
       }
       const { kind: _kind, ...data } = command;
       return { ok: true, type: 'datanets.contribution.added', data };
     }
     case 'cut-snapshot': {
-      if (!state.exists) return { ok: false, code: 'datanet_not_found', message: `no Datanet ${command.datanetId}` };
+      if (!state.exists)
+        return { ok: false, code: 'datanet_not_found', message: `no Datanet ${command.datanetId}` };
       if (state.snapshotIds.has(command.snapshotId)) {
-        return { ok: false, code: 'snapshot_exists', message: `snapshot ${command.snapshotId} of ${command.datanetId} already exists` };
+        return {
+          ok: false,
+          code: 'snapshot_exists',
+          message: `snapshot ${command.snapshotId} of ${command.datanetId} already exists`,
+        };
       }
       const weights = new Map<string, bigint>();
-      for (const c of state.contributions) weights.set(c.contributor, (weights.get(c.contributor) ?? 0n) + c.weight);
+      for (const c of state.contributions)
+        weights.set(c.contributor, (weights.get(c.contributor) ?? 0n) + c.weight);
       const contributors = [...weights]
         .filter(([, w]) => w > 0n)
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
         .map(([account, weight]) => {
-          if (weight > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`weight of ${account} exceeds 2^53-1`);
+          if (weight > BigInt(Number.MAX_SAFE_INTEGER))
+            throw new RangeError(`weight of ${account} exceeds 2^53-1`);
           return { account, weight: Number(weight) };
         });
       const data: DatanetSnapshotPublishedV1Data = {
@@ -91,7 +120,11 @@ export function decideDatanet(command: DatanetCommand, state: DatanetState): Dat
         contributionCount: state.contributions.length,
         contributors,
       };
-      return { ok: true, type: 'datanets.snapshot.published', data: data as unknown as Record<string, unknown> };
+      return {
+        ok: true,
+        type: 'datanets.snapshot.published',
+        data: data as unknown as Record<string, unknown>,
+      };
     }
   }
 }

@@ -8,7 +8,11 @@
 import type { Kysely } from 'kysely';
 
 import { AttributionEpochClosedV1, createEvent } from '@longtail/contracts';
-import { STREAM_SUBJECT_MUST_NOT_EXIST, WrongExpectedSequence, type EventPublisher } from '@longtail/messaging';
+import {
+  STREAM_SUBJECT_MUST_NOT_EXIST,
+  WrongExpectedSequence,
+  type EventPublisher,
+} from '@longtail/messaging';
 
 import type { AttributionTables } from '../projections/schema.js';
 
@@ -30,26 +34,42 @@ export class EpochClosedRelay {
   }
 
   async #publishPending(): Promise<number> {
-    const pending = await this.#db.selectFrom('epoch_closed_outbox').selectAll().where('published_seq', 'is', null).orderBy('epoch').execute();
+    const pending = await this.#db
+      .selectFrom('epoch_closed_outbox')
+      .selectAll()
+      .where('published_seq', 'is', null)
+      .orderBy('epoch')
+      .execute();
     let published = 0;
     for (const row of pending) {
       const event = await this.buildEvent(row.epoch, row.event_id);
       let seq: bigint;
       try {
-        seq = (await this.#publisher.publish(event, { expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST })).seq;
+        seq = (
+          await this.#publisher.publish(event, { expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST })
+        ).seq;
         published += 1;
       } catch (error) {
         if (!(error instanceof WrongExpectedSequence)) throw error;
         seq = 0n; // announced before (by this or another instance); 0 = "already on the stream"
       }
-      await this.#db.updateTable('epoch_closed_outbox').set({ published_seq: seq }).where('epoch', '=', row.epoch).execute();
+      await this.#db
+        .updateTable('epoch_closed_outbox')
+        .set({ published_seq: seq })
+        .where('epoch', '=', row.epoch)
+        .execute();
     }
     return published;
   }
 
   /** The `attribution.epoch.closed` event of a closed epoch, from the tables. */
   async buildEvent(epoch: number, eventId: string): Promise<AttributionEpochClosedV1> {
-    const e = await this.#db.selectFrom('epochs').selectAll().where('epoch', '=', epoch).where('status', '=', 'closed').executeTakeFirstOrThrow();
+    const e = await this.#db
+      .selectFrom('epochs')
+      .selectAll()
+      .where('epoch', '=', epoch)
+      .where('status', '=', 'closed')
+      .executeTakeFirstOrThrow();
     const totals = await this.#db
       .selectFrom('epoch_account_earnings')
       .select(['account', 'amount'])
@@ -68,7 +88,12 @@ export class EpochClosedRelay {
         firstSequence: Number(e.first_sequence),
         lastSequence: Number(e.last_sequence),
       },
-      { id: eventId, occurredAt: e.closed_at!, correlationId: `attribution-epoch-${epoch}`, causationId: null },
+      {
+        id: eventId,
+        occurredAt: e.closed_at!,
+        correlationId: `attribution-epoch-${epoch}`,
+        causationId: null,
+      },
     );
   }
 }

@@ -9,11 +9,14 @@
  * it never decides what belongs to an epoch.
  */
 import type { Kysely } from 'kysely';
-import { v7 as uuidv7 } from 'uuid';
 
-import { STREAM_SUBJECT_MUST_NOT_EXIST, WrongExpectedSequence, type EventPublisher } from '@longtail/messaging';
+import { createEvent, InferenceEpochClosingV1 } from '@longtail/contracts';
+import {
+  STREAM_SUBJECT_MUST_NOT_EXIST,
+  WrongExpectedSequence,
+  type EventPublisher,
+} from '@longtail/messaging';
 
-import { draftSubject, type InferenceEpochClosingV1 } from '../contracts-draft.js';
 import type { FactBook } from '../facts/facts.js';
 import type { AttributionTables } from '../projections/schema.js';
 import { GENESIS_EPOCH, policyForEpoch } from './epoch.js';
@@ -32,7 +35,12 @@ export class EpochCloser {
   /** When this closer first saw each epoch open (for epoch 0, which no marker opened). */
   readonly #firstSeen = new Map<number, number>();
 
-  constructor(db: Kysely<AttributionTables>, publisher: EventPublisher, facts: FactBook, now: () => Date = () => new Date()) {
+  constructor(
+    db: Kysely<AttributionTables>,
+    publisher: EventPublisher,
+    facts: FactBook,
+    now: () => Date = () => new Date(),
+  ) {
     this.#db = db;
     this.#publisher = publisher;
     this.#facts = facts;
@@ -43,23 +51,26 @@ export class EpochCloser {
   async requestClose(): Promise<CloseRequest> {
     const open = await this.#openEpoch();
     // From the table, not only this instance's fact book: another instance may have projected a new policy.
-    const policies = await this.#db.selectFrom('policies').select(['version', 'effective_from_epoch']).execute();
-    const known = [...this.#facts.policies(), ...policies.map((p) => ({ version: p.version, effectiveFromEpoch: p.effective_from_epoch }))];
+    const policies = await this.#db
+      .selectFrom('policies')
+      .select(['version', 'effective_from_epoch'])
+      .execute();
+    const known = [
+      ...this.#facts.policies(),
+      ...policies.map((p) => ({ version: p.version, effectiveFromEpoch: p.effective_from_epoch })),
+    ];
     const nextPolicyVersion = policyForEpoch(known, open.epoch + 1, open.policyVersion);
-    const marker: InferenceEpochClosingV1 = {
-      id: uuidv7(),
-      type: 'inference.epoch_closing',
-      version: 1,
-      occurredAt: this.#now().toISOString(),
-      correlationId: `epoch-close-${open.epoch}`,
-      causationId: null,
-      data: { epoch: open.epoch, nextPolicyVersion },
-    };
+    const marker = createEvent(
+      InferenceEpochClosingV1,
+      { epoch: open.epoch, nextPolicyVersion },
+      { occurredAt: this.#now(), correlationId: `epoch-close-${open.epoch}`, causationId: null },
+    );
     try {
-      await this.#publisher.publish(marker, { subject: draftSubject(marker), expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST });
+      await this.#publisher.publish(marker, { expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST });
       return { epoch: open.epoch, nextPolicyVersion, outcome: 'requested' };
     } catch (error) {
-      if (error instanceof WrongExpectedSequence) return { epoch: open.epoch, nextPolicyVersion, outcome: 'already-requested' };
+      if (error instanceof WrongExpectedSequence)
+        return { epoch: open.epoch, nextPolicyVersion, outcome: 'already-requested' };
       throw error;
     }
   }
@@ -68,14 +79,21 @@ export class EpochCloser {
   async tick(epochMs: number): Promise<CloseRequest | undefined> {
     const open = await this.#openEpoch();
     const now = this.#now().getTime();
-    const openedAt = open.openedAt !== null ? Date.parse(open.openedAt) : (this.#firstSeen.get(open.epoch) ?? now);
+    const openedAt =
+      open.openedAt !== null ? Date.parse(open.openedAt) : (this.#firstSeen.get(open.epoch) ?? now);
     if (!this.#firstSeen.has(open.epoch)) this.#firstSeen.set(open.epoch, openedAt);
     if (now - openedAt < epochMs) return undefined;
     return this.requestClose();
   }
 
   async #openEpoch(): Promise<{ epoch: number; policyVersion: number; openedAt: string | null }> {
-    const row = await this.#db.selectFrom('epochs').select(['epoch', 'policy_version', 'opened_at']).where('status', '=', 'open').executeTakeFirst();
-    return row ? { epoch: row.epoch, policyVersion: row.policy_version, openedAt: row.opened_at } : GENESIS_EPOCH;
+    const row = await this.#db
+      .selectFrom('epochs')
+      .select(['epoch', 'policy_version', 'opened_at'])
+      .where('status', '=', 'open')
+      .executeTakeFirst();
+    return row
+      ? { epoch: row.epoch, policyVersion: row.policy_version, openedAt: row.opened_at }
+      : GENESIS_EPOCH;
   }
 }

@@ -49,18 +49,28 @@ export function closeEpochTotals(
     if (amount !== 0n) totals.set(account, (totals.get(account) ?? 0n) + amount);
   };
   for (const { account, amount } of direct) add(account, amount);
-  const sortedPools = [...pools].sort((a, b) => compare(snapshotKey(a.datanetId, a.snapshotId), snapshotKey(b.datanetId, b.snapshotId)));
+  const sortedPools = [...pools].sort((a, b) =>
+    compare(snapshotKey(a.datanetId, a.snapshotId), snapshotKey(b.datanetId, b.snapshotId)),
+  );
   const contributorEarnings: ContributorEarning[] = [];
   for (const pool of sortedPools) {
     if (pool.amount === 0n) continue;
     const weights = snapshot(pool.datanetId, pool.snapshotId);
-    if (weights === undefined) throw new MissingSnapshot(`snapshot ${pool.datanetId}@${pool.snapshotId} has a pool but is unknown`);
+    if (weights === undefined)
+      throw new MissingSnapshot(`snapshot ${pool.datanetId}@${pool.snapshotId} has a pool but is unknown`);
     for (const share of splitPool(pool.amount, weights)) {
       add(share.account, share.amount);
-      contributorEarnings.push({ account: share.account, datanetId: pool.datanetId, snapshotId: pool.snapshotId, amount: share.amount });
+      contributorEarnings.push({
+        account: share.account,
+        datanetId: pool.datanetId,
+        snapshotId: pool.snapshotId,
+        amount: share.amount,
+      });
     }
   }
-  const sorted = [...totals].sort(([a], [b]) => compare(a, b)).map(([account, amount]) => ({ account, amount }));
+  const sorted = [...totals]
+    .sort(([a], [b]) => compare(a, b))
+    .map(([account, amount]) => ({ account, amount }));
   const sum = sorted.reduce((s, t) => s + t.amount, 0n);
   return { totals: sorted, contributorEarnings, sum };
 }

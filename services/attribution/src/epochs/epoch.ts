@@ -25,7 +25,12 @@ export interface OpenEpoch {
   readonly firstSequence: number;
 }
 
-export const GENESIS_EPOCH: OpenEpoch = Object.freeze({ epoch: 0, policyVersion: 1, openedAt: null, firstSequence: 1 });
+export const GENESIS_EPOCH: OpenEpoch = Object.freeze({
+  epoch: 0,
+  policyVersion: 1,
+  openedAt: null,
+  firstSequence: 1,
+});
 
 export interface CloseMarker {
   readonly epoch: number;
@@ -42,22 +47,38 @@ export type MarkerOutcome =
   | { readonly kind: 'wait'; readonly missing: MissingFactRef };
 
 /** What a close marker does to the open epoch; `policy` looks up known policies. */
-export function decideClose(open: OpenEpoch, marker: CloseMarker, policy: (version: number) => SplitPolicy | undefined): MarkerOutcome {
+export function decideClose(
+  open: OpenEpoch,
+  marker: CloseMarker,
+  policy: (version: number) => SplitPolicy | undefined,
+): MarkerOutcome {
   if (marker.epoch !== open.epoch) {
     return { kind: 'ignore', reason: `marker for epoch ${marker.epoch} while epoch ${open.epoch} is open` };
   }
   const next = policy(marker.nextPolicyVersion);
-  if (next === undefined) return { kind: 'wait', missing: { kind: 'policy', version: marker.nextPolicyVersion } };
+  if (next === undefined)
+    return { kind: 'wait', missing: { kind: 'policy', version: marker.nextPolicyVersion } };
   if (marker.nextPolicyVersion < open.policyVersion) {
-    return { kind: 'reject', reason: `policy v${marker.nextPolicyVersion} is older than the policy in force (v${open.policyVersion})` };
+    return {
+      kind: 'reject',
+      reason: `policy v${marker.nextPolicyVersion} is older than the policy in force (v${open.policyVersion})`,
+    };
   }
   if (next.effectiveFromEpoch > open.epoch + 1) {
-    return { kind: 'reject', reason: `policy v${next.version} takes effect from epoch ${next.effectiveFromEpoch}, not ${open.epoch + 1}` };
+    return {
+      kind: 'reject',
+      reason: `policy v${next.version} takes effect from epoch ${next.effectiveFromEpoch}, not ${open.epoch + 1}`,
+    };
   }
   return {
     kind: 'close',
     closing: open,
-    next: { epoch: open.epoch + 1, policyVersion: next.version, openedAt: marker.occurredAt, firstSequence: marker.sequence + 1 },
+    next: {
+      epoch: open.epoch + 1,
+      policyVersion: next.version,
+      openedAt: marker.occurredAt,
+      firstSequence: marker.sequence + 1,
+    },
   };
 }
 

@@ -13,7 +13,12 @@ const policy = (version: number, effectiveFromEpoch: number): SplitPolicy => ({
   treasuryAddress: `0x${'e'.repeat(40)}`,
 });
 const policies = new Map([1, 2, 3].map((v) => [v, policy(v, v === 1 ? 0 : v * 2)]));
-const marker = (epoch: number, nextPolicyVersion: number, sequence = 100) => ({ epoch, nextPolicyVersion, sequence, occurredAt: '2026-03-01T00:00:00.000Z' });
+const marker = (epoch: number, nextPolicyVersion: number, sequence = 100) => ({
+  epoch,
+  nextPolicyVersion,
+  sequence,
+  occurredAt: '2026-03-01T00:00:00.000Z',
+});
 
 describe('epoch markers', () => {
   it('given the open epoch, when its marker arrives, then it closes and the next opens after the marker', () => {
@@ -26,13 +31,23 @@ describe('epoch markers', () => {
   });
 
   it('ignores a marker for any other epoch (a duplicate, a racing closer)', () => {
-    expect(decideClose({ ...GENESIS_EPOCH, epoch: 3 }, marker(2, 1), (v) => policies.get(v)).kind).toBe('ignore');
-    expect(decideClose({ ...GENESIS_EPOCH, epoch: 3 }, marker(4, 1), (v) => policies.get(v)).kind).toBe('ignore');
+    expect(decideClose({ ...GENESIS_EPOCH, epoch: 3 }, marker(2, 1), (v) => policies.get(v)).kind).toBe(
+      'ignore',
+    );
+    expect(decideClose({ ...GENESIS_EPOCH, epoch: 3 }, marker(4, 1), (v) => policies.get(v)).kind).toBe(
+      'ignore',
+    );
   });
 
   it('waits for a policy it has not seen, and rejects one that is older or not yet effective', () => {
-    expect(decideClose(GENESIS_EPOCH, marker(0, 9), (v) => policies.get(v))).toEqual({ kind: 'wait', missing: { kind: 'policy', version: 9 } });
-    expect(decideClose({ ...GENESIS_EPOCH, epoch: 5, policyVersion: 2 }, marker(5, 1), (v) => policies.get(v)).kind).toBe('reject');
+    expect(decideClose(GENESIS_EPOCH, marker(0, 9), (v) => policies.get(v))).toEqual({
+      kind: 'wait',
+      missing: { kind: 'policy', version: 9 },
+    });
+    expect(
+      decideClose({ ...GENESIS_EPOCH, epoch: 5, policyVersion: 2 }, marker(5, 1), (v) => policies.get(v))
+        .kind,
+    ).toBe('reject');
     expect(decideClose(GENESIS_EPOCH, marker(0, 3), (v) => policies.get(v)).kind).toBe('reject');
   });
 

@@ -91,9 +91,14 @@ export class FactBook implements Facts {
     this.#retired.add(adapterId);
   }
 
-  addSnapshot(datanetId: string, snapshotId: string, contributors: Iterable<{ account: string; weight: bigint }>): void {
+  addSnapshot(
+    datanetId: string,
+    snapshotId: string,
+    contributors: Iterable<{ account: string; weight: bigint }>,
+  ): void {
     const key = snapshotKey(datanetId, snapshotId);
-    if (!this.#snapshots.has(key)) this.#snapshots.set(key, snapshotWeights(datanetId, snapshotId, contributors));
+    if (!this.#snapshots.has(key))
+      this.#snapshots.set(key, snapshotWeights(datanetId, snapshotId, contributors));
   }
 
   addPolicy(policy: SplitPolicy): void {

@@ -37,12 +37,17 @@ export type InferenceAttribution =
     }
   | { readonly kind: 'wait'; readonly missing: MissingFactRef };
 
-export function attributeInference(facts: Facts, open: OpenEpoch, inference: InferenceOutcome): InferenceAttribution {
+export function attributeInference(
+  facts: Facts,
+  open: OpenEpoch,
+  inference: InferenceOutcome,
+): InferenceAttribution {
   if (inference.adapterId === null || inference.outcome === 'failed') {
     return { kind: 'attributed', fee: 0n, split: null, creator: null };
   }
   const adapter = facts.adapter(inference.adapterId);
-  if (adapter === undefined) return { kind: 'wait', missing: { kind: 'adapter', adapterId: inference.adapterId } };
+  if (adapter === undefined)
+    return { kind: 'wait', missing: { kind: 'adapter', adapterId: inference.adapterId } };
   const fee = price(inference, adapter);
   if (fee === 0n) return { kind: 'attributed', fee, split: null, creator: adapter.creator };
   const policy = facts.policy(open.policyVersion);
@@ -50,7 +55,11 @@ export function attributeInference(facts: Facts, open: OpenEpoch, inference: Inf
   const trainedOn: TrainingSource[] = [];
   for (const ref of adapter.trainedOn) {
     const snapshot = facts.snapshot(ref.datanetId, ref.snapshotId);
-    if (snapshot === undefined) return { kind: 'wait', missing: { kind: 'snapshot', datanetId: ref.datanetId, snapshotId: ref.snapshotId } };
+    if (snapshot === undefined)
+      return {
+        kind: 'wait',
+        missing: { kind: 'snapshot', datanetId: ref.datanetId, snapshotId: ref.snapshotId },
+      };
     trainedOn.push({ snapshot, mixWeightBps: ref.mixWeightBps });
   }
   // operator is non-null for a completed inference (the contract requires operatorAddress).

@@ -12,11 +12,23 @@
  */
 import type { Kysely } from 'kysely';
 
-import { applyProjectionBatch, isDatabaseError, readCheckpoint, type ProjectionRef, type SequencedEvent } from '@longtail/database';
+import {
+  applyProjectionBatch,
+  fillStreamGaps,
+  isDatabaseError,
+  readCheckpoint,
+  type ProjectionRef,
+  type SequencedEvent,
+} from '@longtail/database';
 
 import type { FactBook } from '../facts/facts.js';
 import { describeMissing, type MissingFactRef } from '../inference/attribute.js';
-import { absorbFacts, applyFactEvents, loadMissingFact, type StreamEvent } from '../projections/facts-projection.js';
+import {
+  absorbFacts,
+  applyFactEvents,
+  loadMissingFact,
+  type StreamEvent,
+} from '../projections/facts-projection.js';
 import {
   applyInferenceEvents,
   FactNotReady,
@@ -27,15 +39,20 @@ import {
   type RejectedEvent,
 } from '../projections/inference-projection.js';
 import type { AttributionTables } from '../projections/schema.js';
-import type { StreamGapSource } from './stream-gaps.js';
+import type { StreamGapSource } from '@longtail/messaging';
 
 /** Most sequences one batch may fill from the stream (a larger hole means something else is wrong). */
 const MAX_GAP_FILL = 20_000;
 
 export class FactStillMissing extends Error {
   override readonly name = 'FactStillMissing';
-  constructor(readonly missing: MissingFactRef, waitedMs: number) {
-    super(`${describeMissing(missing)} still unknown after ${waitedMs} ms; the rest of the batch is retried later`);
+  constructor(
+    readonly missing: MissingFactRef,
+    waitedMs: number,
+  ) {
+    super(
+      `${describeMissing(missing)} still unknown after ${waitedMs} ms; the rest of the batch is retried later`,
+    );
   }
 }
 
@@ -90,14 +107,21 @@ export class AttributionProjector {
    * Applies fact events of one stream (ADAPTERS, DATANETS or ATTRIBUTION policies). With `gaps`,
    * sequences missing between the checkpoint and the batch are read from the stream first.
    */
-  async applyFacts(ref: ProjectionRef, received: ReadonlyArray<SequencedEvent<StreamEvent>>, gaps?: StreamGapSource): Promise<number> {
+  async applyFacts(
+    ref: ProjectionRef,
+    received: ReadonlyArray<SequencedEvent<StreamEvent>>,
+    gaps?: StreamGapSource<StreamEvent>,
+  ): Promise<number> {
     const events = gaps ? await this.#contiguous(ref.projection, received, gaps) : received;
     if (events.length === 0) return 0;
     const outcome = await applyProjectionBatch(this.#db, ref, events, async (trx, batch) => {
       await applyFactEvents(trx, batch);
       this.#beforeCommit?.({ projection: ref.projection, lastSeq: batch[batch.length - 1]!.seq });
     });
-    absorbFacts(this.#facts, events.map((e) => e.event));
+    absorbFacts(
+      this.#facts,
+      events.map((e) => e.event),
+    );
     this.#afterCommit?.({ projection: ref.projection, lastSeq: events[events.length - 1]!.seq });
     return outcome.kind === 'APPLIED' ? outcome.count : 0;
   }
@@ -106,7 +130,10 @@ export class AttributionProjector {
    * Applies INFERENCE events in stream order; see the module comment for missing facts. With
    * `gaps`, sequences missing between the checkpoint and the batch are read from the stream first.
    */
-  async applyInference(received: ReadonlyArray<SequencedEvent<StreamEvent>>, gaps?: StreamGapSource): Promise<InferenceApplyResult> {
+  async applyInference(
+    received: ReadonlyArray<SequencedEvent<StreamEvent>>,
+    gaps?: StreamGapSource<StreamEvent>,
+  ): Promise<InferenceApplyResult> {
     const events = gaps ? await this.#contiguous(INFERENCE_PROJECTION.projection, received, gaps) : received;
     const closed: ClosedEpochRecord[] = [];
     const rejected: RejectedEvent[] = [];
@@ -117,17 +144,28 @@ export class AttributionProjector {
       let fresh: ReadonlyArray<SequencedEvent<StreamEvent>> = [];
       let result: InferenceBatchOutcome | undefined;
       try {
-        const outcome = await applyProjectionBatch(this.#db, INFERENCE_PROJECTION, remaining, async (trx, batch) => {
-          fresh = batch;
-          result = await applyInferenceEvents(trx, batch, this.#facts);
-          this.#beforeCommit?.({ projection: INFERENCE_PROJECTION.projection, lastSeq: batch[batch.length - 1]!.seq });
-        });
+        const outcome = await applyProjectionBatch(
+          this.#db,
+          INFERENCE_PROJECTION,
+          remaining,
+          async (trx, batch) => {
+            fresh = batch;
+            result = await applyInferenceEvents(trx, batch, this.#facts);
+            this.#beforeCommit?.({
+              projection: INFERENCE_PROJECTION.projection,
+              lastSeq: batch[batch.length - 1]!.seq,
+            });
+          },
+        );
         if (outcome.kind === 'APPLIED') applied += outcome.count;
         if (result) {
           closed.push(...result.closed);
           rejected.push(...result.rejected);
         }
-        this.#afterCommit?.({ projection: INFERENCE_PROJECTION.projection, lastSeq: remaining[remaining.length - 1]!.seq });
+        this.#afterCommit?.({
+          projection: INFERENCE_PROJECTION.projection,
+          lastSeq: remaining[remaining.length - 1]!.seq,
+        });
         return { closed, rejected, applied };
       } catch (error) {
         const notReady = factNotReady(error);
@@ -146,8 +184,15 @@ export class AttributionProjector {
         } catch (error) {
           if (!(error instanceof FactStillMissing) || !(await this.#factsCaughtUp?.())) throw error;
           const blocked = remaining[0]!;
-          const rejection = { seq: blocked.seq, eventId: blocked.event.id, eventType: blocked.event.type, reason: `${describeMissing(notReady.missing)} does not exist` };
-          await applyProjectionBatch(this.#db, INFERENCE_PROJECTION, [blocked], (trx) => recordRejection(trx, rejection));
+          const rejection = {
+            seq: blocked.seq,
+            eventId: blocked.event.id,
+            eventType: blocked.event.type,
+            reason: `${describeMissing(notReady.missing)} does not exist`,
+          };
+          await applyProjectionBatch(this.#db, INFERENCE_PROJECTION, [blocked], (trx) =>
+            recordRejection(trx, rejection),
+          );
           rejected.push(rejection);
           remaining = remaining.slice(1);
           waitedMs = 0;
@@ -161,23 +206,10 @@ export class AttributionProjector {
   async #contiguous(
     projection: string,
     received: ReadonlyArray<SequencedEvent<StreamEvent>>,
-    gaps: StreamGapSource,
+    gaps: StreamGapSource<StreamEvent>,
   ): Promise<SequencedEvent<StreamEvent>[]> {
     const checkpoint = (await readCheckpoint(this.#db, projection))?.lastSequence ?? 0n;
-    const sorted = [...received].filter((e) => e.seq > checkpoint).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
-    const out: SequencedEvent<StreamEvent>[] = [];
-    let expected = checkpoint + 1n;
-    for (const item of sorted) {
-      if (item.seq < expected) continue; // the same sequence twice
-      if (item.seq - expected > BigInt(MAX_GAP_FILL)) throw new Error(`${projection}: ${item.seq - expected} sequences missing before ${item.seq}`);
-      for (; expected < item.seq; expected += 1n) {
-        const event = await gaps.fetch(expected);
-        if (event !== 'skip') out.push({ seq: expected, event });
-      }
-      out.push(item);
-      expected = item.seq + 1n;
-    }
-    return out;
+    return fillStreamGaps(projection, checkpoint, received, gaps, MAX_GAP_FILL);
   }
 
   async #waitForFact(missing: MissingFactRef, alreadyWaitedMs: number): Promise<number> {

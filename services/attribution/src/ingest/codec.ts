@@ -1,6 +1,6 @@
 /**
- * Decoding what attribution consumes: the draft events (see contracts-draft.ts) first, then every
- * event @longtail/contracts knows. Anything else is a violation (the consumer dead-letters it).
+ * Decoding what attribution consumes: every event @longtail/contracts knows. Anything else is a
+ * violation (the consumer dead-letters it).
  *
  * Known types are checked with their definition's envelope schema in one pass (the same schema
  * `parseEvent` ends with); `parseEvent` itself, which first checks the generic envelope and then
@@ -9,7 +9,6 @@
 import { findDefinition, parseEvent } from '@longtail/contracts';
 import type { ParseResult } from '@longtail/messaging';
 
-import { decodeDraftEvent } from '../contracts-draft.js';
 import type { StreamEvent } from '../projections/facts-projection.js';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -21,14 +20,13 @@ export function parseAttributionEvent(raw: Uint8Array): ParseResult<StreamEvent>
   } catch (error) {
     return { ok: false, error: `not UTF-8 JSON: ${error instanceof Error ? error.message : String(error)}` };
   }
-  try {
-    const draft = decodeDraftEvent(value);
-    if (draft) return { ok: true, event: draft };
-  } catch (error) {
-    return { ok: false, error };
-  }
   const head = value as { type?: unknown; version?: unknown } | null;
-  if (head !== null && typeof head === 'object' && typeof head.type === 'string' && typeof head.version === 'number') {
+  if (
+    head !== null &&
+    typeof head === 'object' &&
+    typeof head.type === 'string' &&
+    typeof head.version === 'number'
+  ) {
     const definition = findDefinition(head.type, head.version);
     const fast = definition?.envelope.safeParse(value);
     if (fast?.success) return { ok: true, event: fast.data as StreamEvent };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { epochClosedEventId } from '../projections/inference-projection.js';
-import { subjectMatches } from './stream-gaps.js';
+import { subjectMatches } from '@longtail/messaging';
 
 describe('subject filters', () => {
   it('match like NATS: * is one token, > is the rest', () => {

@@ -1,17 +1,17 @@
 /**
- * What attribution reads from the streams, as plain domain values: the contract events (and the
- * draft ones) mapped once, here, so that the pure model and the projections see the same input.
+ * What attribution reads from the streams, as plain domain values: the contract events mapped once, here, so that the pure model and the projections see the same input.
  */
 import type {
   AdapterRegisteredV1,
   AdapterRetiredV1,
+  AttributionPolicySetV1,
   DatanetSnapshotPublishedV1,
   InferenceCompletedV1,
+  InferenceEpochClosingV1,
   InferenceFailedV1,
   KnownEvent,
 } from '@longtail/contracts';
 
-import type { AttributionPolicySetV1, DraftEvent, InferenceEpochClosingV1 } from '../contracts-draft.js';
 import type { CloseMarker } from '../epochs/epoch.js';
 import type { AdapterTerms } from '../facts/facts.js';
 import type { InferenceOutcome } from '../inference/attribute.js';
@@ -37,7 +37,11 @@ export function adapterTerms(event: AdapterRegisteredV1): AdapterTerms {
     adapterId: d.adapterId,
     creator: d.creatorAddress,
     pricePer1kTokens: BigInt(d.pricePer1kTokens),
-    trainedOn: d.trainedOn.map((t) => ({ datanetId: t.datanetId, snapshotId: t.snapshotId, mixWeightBps: t.mixWeightBps })),
+    trainedOn: d.trainedOn.map((t) => ({
+      datanetId: t.datanetId,
+      snapshotId: t.snapshotId,
+      mixWeightBps: t.mixWeightBps,
+    })),
   };
 }
 
@@ -70,7 +74,7 @@ export function inferenceOutcome(event: InferenceCompletedV1 | InferenceFailedV1
 }
 
 /** Maps a decoded event (with its stream sequence) to attribution input; unrelated events are `other`. */
-export function toAttributionInput(event: KnownEvent | DraftEvent, sequence: number): AttributionInput {
+export function toAttributionInput(event: KnownEvent, sequence: number): AttributionInput {
   switch (event.type) {
     case 'adapters.registered':
       return { kind: 'adapter-registered', terms: adapterTerms(event as AdapterRegisteredV1) };
@@ -89,12 +93,21 @@ export function toAttributionInput(event: KnownEvent | DraftEvent, sequence: num
       return { kind: 'policy-set', policy: splitPolicy(event as AttributionPolicySetV1) };
     case 'inference.completed':
     case 'inference.failed':
-      return { kind: 'inference', sequence, inference: inferenceOutcome(event as InferenceCompletedV1 | InferenceFailedV1) };
+      return {
+        kind: 'inference',
+        sequence,
+        inference: inferenceOutcome(event as InferenceCompletedV1 | InferenceFailedV1),
+      };
     case 'inference.epoch_closing': {
       const marker = event as InferenceEpochClosingV1;
       return {
         kind: 'epoch-closing',
-        marker: { epoch: marker.data.epoch, nextPolicyVersion: marker.data.nextPolicyVersion, occurredAt: marker.occurredAt, sequence },
+        marker: {
+          epoch: marker.data.epoch,
+          nextPolicyVersion: marker.data.nextPolicyVersion,
+          occurredAt: marker.occurredAt,
+          sequence,
+        },
       };
     }
     default:

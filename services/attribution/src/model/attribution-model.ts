@@ -50,7 +50,14 @@ export interface AttributionState {
 }
 
 export function initialState(): AttributionState {
-  return { facts: new FactBook(), open: GENESIS_EPOCH, current: emptyAccumulation(), priced: new Set(), closed: [], rejected: [] };
+  return {
+    facts: new FactBook(),
+    open: GENESIS_EPOCH,
+    current: emptyAccumulation(),
+    priced: new Set(),
+    closed: [],
+    rejected: [],
+  };
 }
 
 export function emptyAccumulation(): EpochAccumulation {
@@ -84,7 +91,10 @@ export function evolve(state: AttributionState, input: AttributionInput): Attrib
       const result = attributeInference(state.facts, state.open, inference);
       if (result.kind === 'wait') {
         // Facts are folded first: one missing now does not exist (the projection refuses it too).
-        state.rejected.push({ sequence: input.sequence, reason: `${describeMissing(result.missing)} does not exist` });
+        state.rejected.push({
+          sequence: input.sequence,
+          reason: `${describeMissing(result.missing)} does not exist`,
+        });
         break;
       }
       state.priced.add(inference.requestId);
@@ -98,17 +108,25 @@ export function evolve(state: AttributionState, input: AttributionInput): Attrib
       for (const pool of result.split.pools) {
         const key = snapshotKey(pool.datanetId, pool.snapshotId);
         const previous = acc.pools.get(key);
-        acc.pools.set(key, { datanetId: pool.datanetId, snapshotId: pool.snapshotId, amount: (previous?.amount ?? 0n) + pool.amount });
+        acc.pools.set(key, {
+          datanetId: pool.datanetId,
+          snapshotId: pool.snapshotId,
+          amount: (previous?.amount ?? 0n) + pool.amount,
+        });
       }
       break;
     }
     case 'epoch-closing': {
       const outcome = decideClose(state.open, input.marker, (v) => state.facts.policy(v));
       if (outcome.kind === 'wait') {
-        state.rejected.push({ sequence: input.marker.sequence, reason: `${describeMissing(outcome.missing)} does not exist` });
+        state.rejected.push({
+          sequence: input.marker.sequence,
+          reason: `${describeMissing(outcome.missing)} does not exist`,
+        });
         break;
       }
-      if (outcome.kind === 'reject') state.rejected.push({ sequence: input.marker.sequence, reason: outcome.reason });
+      if (outcome.kind === 'reject')
+        state.rejected.push({ sequence: input.marker.sequence, reason: outcome.reason });
       if (outcome.kind !== 'close') break;
       const acc = state.current;
       const result = closeEpochTotals(
@@ -121,7 +139,9 @@ export function evolve(state: AttributionState, input: AttributionInput): Attrib
         policyVersion: outcome.closing.policyVersion,
         totals: result.totals,
         totalAmount: result.sum,
-        totalsHash: totalsHash(result.totals.map((t) => ({ account: t.account, amount: t.amount.toString() }))),
+        totalsHash: totalsHash(
+          result.totals.map((t) => ({ account: t.account, amount: t.amount.toString() })),
+        ),
         feeTotal: acc.feeTotal,
         eventCount: acc.eventCount,
         firstSequence: outcome.closing.firstSequence,

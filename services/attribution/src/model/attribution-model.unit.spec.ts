@@ -20,7 +20,14 @@ function fold(messages: readonly { event: Record<string, unknown> }[], state = i
 }
 
 describe('attribution model (pure fold)', () => {
-  const scenario = generateScenario({ seed: 11, adapters: 30, datanets: 8, contributors: 60, inferences: 2000, epochs: 4 });
+  const scenario = generateScenario({
+    seed: 11,
+    adapters: 30,
+    datanets: 8,
+    contributors: 60,
+    inferences: 2000,
+    epochs: 4,
+  });
 
   it('closes each epoch with totals that sum exactly to its fees, under the policy its opening marker named', () => {
     const state = fold(scenario.inference, fold(scenario.facts));
@@ -41,7 +48,10 @@ describe('attribution model (pure fold)', () => {
     const state = fold(scenario.inference, fold(scenario.facts));
     const ids = scenario.inference
       .map((m) => m.event['data'] as { requestId?: string } | undefined)
-      .filter((d): d is { requestId: string } => typeof d?.requestId === 'string' && d.requestId !== 'bad' && !d.requestId.startsWith('ghost'))
+      .filter(
+        (d): d is { requestId: string } =>
+          typeof d?.requestId === 'string' && d.requestId !== 'bad' && !d.requestId.startsWith('ghost'),
+      )
       .map((d) => d.requestId);
     expect(ids.length).toBeGreaterThan(new Set(ids).size); // there are copies
     expect(state.priced.size).toBe(new Set(ids).size);
@@ -56,9 +66,15 @@ describe('attribution model (pure fold)', () => {
   });
 
   it('refuses an inference whose adapter does not exist, and prices nothing for it', () => {
-    const inference = scenario.inference.find((m) => (m.event['data'] as { adapterId?: string | null }).adapterId && m.event['type'] === 'inference.completed')!;
+    const inference = scenario.inference.find(
+      (m) =>
+        (m.event['data'] as { adapterId?: string | null }).adapterId &&
+        m.event['type'] === 'inference.completed',
+    )!;
     const state = fold([inference], fold(scenario.facts.filter((m) => m.stream !== 'ADAPTERS')));
-    expect(state.rejected).toEqual([{ sequence: 1, reason: expect.stringMatching(/^adapter .* does not exist$/) }]);
+    expect(state.rejected).toEqual([
+      { sequence: 1, reason: expect.stringMatching(/^adapter .* does not exist$/) },
+    ]);
     expect(state.current.eventCount).toBe(0);
     expect(state.priced.size).toBe(0);
   });

@@ -3,11 +3,14 @@ import { describe, expect, it } from 'vitest';
 
 import { apportion, ApportionError } from './apportion.js';
 
-const claims = fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 6 }), fc.bigInt({ min: 0n, max: 10n ** 20n })), {
-  minLength: 1,
-  maxLength: 20,
-  selector: ([key]) => key,
-});
+const claims = fc.uniqueArray(
+  fc.tuple(fc.string({ minLength: 1, maxLength: 6 }), fc.bigInt({ min: 0n, max: 10n ** 20n })),
+  {
+    minLength: 1,
+    maxLength: 20,
+    selector: ([key]) => key,
+  },
+);
 
 describe('apportion (largest remainder)', () => {
   it('gives non-negative parts that sum exactly to the total, each within one unit of its exact share', () => {
@@ -50,7 +53,12 @@ describe('apportion (largest remainder)', () => {
   it('refuses a non-zero total with no weight, repeated keys and negative input', () => {
     expect(() => apportion(1n, [{ key: 'a', weight: 0n }])).toThrow(ApportionError);
     expect(apportion(0n, [{ key: 'a', weight: 0n }])).toEqual([0n]);
-    expect(() => apportion(5n, [{ key: 'a', weight: 1n }, { key: 'a', weight: 2n }])).toThrow(ApportionError);
+    expect(() =>
+      apportion(5n, [
+        { key: 'a', weight: 1n },
+        { key: 'a', weight: 2n },
+      ]),
+    ).toThrow(ApportionError);
     expect(() => apportion(-1n, [{ key: 'a', weight: 1n }])).toThrow(ApportionError);
   });
 });

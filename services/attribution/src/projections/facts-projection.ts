@@ -9,23 +9,30 @@ import { sql, type Insertable, type Kysely, type Transaction } from 'kysely';
 import type { KnownEvent } from '@longtail/contracts';
 import type { ProjectionRef, SequencedEvent } from '@longtail/database';
 
-import type { DraftEvent } from '../contracts-draft.js';
 import { FactBook } from '../facts/facts.js';
 import type { MissingFactRef } from '../inference/attribute.js';
 import { adapterTerms, splitPolicy } from '../model/attribution-input.js';
 import type { AttributionTables, TrainedOnJson } from './schema.js';
 
-export type StreamEvent = KnownEvent | DraftEvent;
+/** Any event attribution reads from a stream. */
+export type StreamEvent = KnownEvent;
 
 /** The fact projections: one checkpoint per source stream. */
 export const FACT_PROJECTIONS = {
   adapters: { projection: 'attribution.adapters', stream: 'ADAPTERS', filterSubject: 'adapters.>' },
   datanets: { projection: 'attribution.datanets', stream: 'DATANETS', filterSubject: 'datanets.>' },
-  policies: { projection: 'attribution.policies', stream: 'ATTRIBUTION', filterSubject: 'attribution.policy.set.>' },
+  policies: {
+    projection: 'attribution.policies',
+    stream: 'ATTRIBUTION',
+    filterSubject: 'attribution.policy.set.>',
+  },
 } as const satisfies Record<string, ProjectionRef & { filterSubject: string }>;
 
 /** Writes the fact events of a batch (any of the three streams). */
-export async function applyFactEvents(trx: Transaction<AttributionTables>, events: ReadonlyArray<SequencedEvent<StreamEvent>>): Promise<void> {
+export async function applyFactEvents(
+  trx: Transaction<AttributionTables>,
+  events: ReadonlyArray<SequencedEvent<StreamEvent>>,
+): Promise<void> {
   // Registrations in a row are written with one statement (a fresh replay has 10,000s of them).
   let registrations: Insertable<AttributionTables['adapters']>[] = [];
   const flushRegistrations = async (): Promise<void> => {
@@ -57,12 +64,21 @@ export async function applyFactEvents(trx: Transaction<AttributionTables>, event
         break;
       }
       case 'adapters.retired':
-        await trx.updateTable('adapters').set({ retired: true }).where('adapter_id', '=', event.data.adapterId).execute();
+        await trx
+          .updateTable('adapters')
+          .set({ retired: true })
+          .where('adapter_id', '=', event.data.adapterId)
+          .execute();
         break;
-      case 'datanets.created':
+      case 'datanets.datanet.created':
         await trx
           .insertInto('datanets')
-          .values({ datanet_id: event.data.datanetId, name: event.data.name, owner_tenant_id: event.data.ownerTenantId, created_seq: seq })
+          .values({
+            datanet_id: event.data.datanetId,
+            name: event.data.name,
+            owner_tenant_id: event.data.ownerTenantId,
+            created_seq: seq,
+          })
           .onConflict((c) => c.column('datanet_id').doNothing())
           .execute();
         break;
@@ -169,7 +185,11 @@ export async function loadFactBook(db: Kysely<AttributionTables>): Promise<FactB
 }
 
 /** Loads one missing fact into the book, if the tables have it now; true when found. */
-export async function loadMissingFact(book: FactBook, db: Kysely<AttributionTables>, missing: MissingFactRef): Promise<boolean> {
+export async function loadMissingFact(
+  book: FactBook,
+  db: Kysely<AttributionTables>,
+  missing: MissingFactRef,
+): Promise<boolean> {
   await loadInto(book, db, { missing });
   switch (missing.kind) {
     case 'adapter':
@@ -181,7 +201,11 @@ export async function loadMissingFact(book: FactBook, db: Kysely<AttributionTabl
   }
 }
 
-async function loadInto(book: FactBook, db: Kysely<AttributionTables>, { missing }: { missing?: MissingFactRef }): Promise<void> {
+async function loadInto(
+  book: FactBook,
+  db: Kysely<AttributionTables>,
+  { missing }: { missing?: MissingFactRef },
+): Promise<void> {
   if (!missing || missing.kind === 'adapter') {
     let q = db.selectFrom('adapters').selectAll().orderBy('adapter_id');
     if (missing) q = q.where('adapter_id', '=', missing.adapterId);
@@ -210,7 +234,11 @@ async function loadInto(book: FactBook, db: Kysely<AttributionTables>, { missing
       list.push({ account: row.account, weight: BigInt(row.weight) });
     }
     for (const row of await q.execute()) {
-      book.addSnapshot(row.datanet_id, row.snapshot_id, contributors.get(`${row.datanet_id}@${row.snapshot_id}`) ?? []);
+      book.addSnapshot(
+        row.datanet_id,
+        row.snapshot_id,
+        contributors.get(`${row.datanet_id}@${row.snapshot_id}`) ?? [],
+      );
     }
   }
   if (!missing || missing.kind === 'policy') {

@@ -96,7 +96,10 @@ interface UsageCell {
 /** In-memory sums of one epoch's part of a batch. */
 class EpochBatch {
   readonly revenue = new Map<string, RevenueCell>();
-  readonly pools = new Map<string, { adapterId: string; datanetId: string; snapshotId: string; amount: bigint }>();
+  readonly pools = new Map<
+    string,
+    { adapterId: string; datanetId: string; snapshotId: string; amount: bigint }
+  >();
   readonly accounts = new Map<string, bigint>();
   readonly priced: { requestId: string; seq: bigint }[] = [];
   feeTotal = 0n;
@@ -113,11 +116,27 @@ class UsageBatch {
   readonly adapters = new Map<string, UsageCell>();
   readonly tenants = new Map<string, UsageCell>();
 
-  add(map: Map<string, UsageCell>, hour: string, key: string, failed: boolean, prompt: number, completion: number, bucket: number): void {
+  add(
+    map: Map<string, UsageCell>,
+    hour: string,
+    key: string,
+    failed: boolean,
+    prompt: number,
+    completion: number,
+    bucket: number,
+  ): void {
     const id = `${key}\u0000${hour}`;
     let cell = map.get(id);
     if (!cell) {
-      cell = { hour, key, requests: 0n, failed: 0n, promptTokens: 0n, completionTokens: 0n, histogram: emptyHistogram() };
+      cell = {
+        hour,
+        key,
+        requests: 0n,
+        failed: 0n,
+        promptTokens: 0n,
+        completionTokens: 0n,
+        histogram: emptyHistogram(),
+      };
       map.set(id, cell);
     }
     cell.requests += 1n;
@@ -148,7 +167,8 @@ export async function applyInferenceEvents(
   // Requests already priced by an earlier batch: one query for the whole batch.
   const requestIds: string[] = [];
   for (const { event } of events) {
-    if (event.type === 'inference.completed' || event.type === 'inference.failed') requestIds.push(event.data.requestId);
+    if (event.type === 'inference.completed' || event.type === 'inference.failed')
+      requestIds.push(event.data.requestId);
   }
   const seen = new Set<string>();
   if (requestIds.length > 0) {
@@ -174,8 +194,24 @@ export async function applyInferenceEvents(
       const hour = hourOf(inference.endedAt);
       const failed = inference.outcome === 'failed';
       const bucket = latencyBucket(inference.totalMs);
-      usage.add(usage.adapters, hour, inference.adapterId ?? '', failed, inference.promptTokens, inference.completionTokens, bucket);
-      usage.add(usage.tenants, hour, inference.tenantId, failed, inference.promptTokens, inference.completionTokens, bucket);
+      usage.add(
+        usage.adapters,
+        hour,
+        inference.adapterId ?? '',
+        failed,
+        inference.promptTokens,
+        inference.completionTokens,
+        bucket,
+      );
+      usage.add(
+        usage.tenants,
+        hour,
+        inference.tenantId,
+        failed,
+        inference.promptTokens,
+        inference.completionTokens,
+        bucket,
+      );
       if (inference.adapterId === null || inference.operator === null) continue;
       const key = `${inference.adapterId}\u0000${inference.operator}`;
       let cell = batch.revenue.get(key);
@@ -210,7 +246,13 @@ export async function applyInferenceEvents(
         const poolKey = `${inference.adapterId}\u0000${pool.datanetId}\u0000${pool.snapshotId}`;
         const p = batch.pools.get(poolKey);
         if (p) p.amount += pool.amount;
-        else batch.pools.set(poolKey, { adapterId: inference.adapterId, datanetId: pool.datanetId, snapshotId: pool.snapshotId, amount: pool.amount });
+        else
+          batch.pools.set(poolKey, {
+            adapterId: inference.adapterId,
+            datanetId: pool.datanetId,
+            snapshotId: pool.snapshotId,
+            amount: pool.amount,
+          });
       }
     } else if (input.kind === 'epoch-closing') {
       const decision = decideClose(open, input.marker, (v) => facts.policy(v));
@@ -252,7 +294,12 @@ export async function applyInferenceEvents(
 async function readOpenEpoch(trx: Transaction<AttributionTables>): Promise<OpenEpoch> {
   const row = await trx.selectFrom('epochs').selectAll().where('status', '=', 'open').executeTakeFirst();
   if (row) {
-    return { epoch: row.epoch, policyVersion: row.policy_version, openedAt: row.opened_at, firstSequence: Number(row.first_sequence) };
+    return {
+      epoch: row.epoch,
+      policyVersion: row.policy_version,
+      openedAt: row.opened_at,
+      firstSequence: Number(row.first_sequence),
+    };
   }
   await trx
     .insertInto('epochs')
@@ -277,7 +324,13 @@ async function readOpenEpoch(trx: Transaction<AttributionTables>): Promise<OpenE
 export async function recordRejection(trx: Transaction<AttributionTables>, r: RejectedEvent): Promise<void> {
   await trx
     .insertInto('rejected_events')
-    .values({ stream: INFERENCE_PROJECTION.stream, seq: r.seq, event_id: r.eventId, event_type: r.eventType, reason: r.reason })
+    .values({
+      stream: INFERENCE_PROJECTION.stream,
+      seq: r.seq,
+      event_id: r.eventId,
+      event_type: r.eventType,
+      reason: r.reason,
+    })
     .onConflict((c) => c.columns(['stream', 'seq']).doNothing())
     .execute();
 }
@@ -318,7 +371,9 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
       select ${b.epoch}::int, a, d, s, m::numeric
       from unnest(${pools.map((p) => p.adapterId)}::text[], ${pools.map((p) => p.datanetId)}::text[],
                   ${pools.map((p) => p.snapshotId)}::text[], ${pools.map((p) => p.amount.toString())}::text[]) as u(a, d, s, m)
-      on conflict (epoch, adapter_id, datanet_id, snapshot_id) do update set amount = t.amount + excluded.amount`.execute(trx);
+      on conflict (epoch, adapter_id, datanet_id, snapshot_id) do update set amount = t.amount + excluded.amount`.execute(
+      trx,
+    );
   }
   if (b.accounts.size > 0) {
     const accounts = [...b.accounts];
@@ -354,7 +409,9 @@ async function flushUsage(trx: Transaction<AttributionTables>, usage: UsageBatch
         prompt_tokens = t.prompt_tokens + excluded.prompt_tokens,
         completion_tokens = t.completion_tokens + excluded.completion_tokens,
         latency_buckets = (select array_agg(x + y order by i)
-                           from unnest(t.latency_buckets, excluded.latency_buckets) with ordinality as z(x, y, i))`.execute(trx);
+                           from unnest(t.latency_buckets, excluded.latency_buckets) with ordinality as z(x, y, i))`.execute(
+      trx,
+    );
   }
 }
 
@@ -367,7 +424,11 @@ async function closeEpoch(
   facts: FactBook,
 ): Promise<ClosedEpochRecord> {
   const epoch = open.epoch;
-  const direct = await trx.selectFrom('epoch_account_earnings').select(['account', 'amount']).where('epoch', '=', epoch).execute();
+  const direct = await trx
+    .selectFrom('epoch_account_earnings')
+    .select(['account', 'amount'])
+    .where('epoch', '=', epoch)
+    .execute();
   const { rows: pools } = await sql<{ datanet_id: string; snapshot_id: string; amount: string }>`
     select datanet_id, snapshot_id, sum(amount)::text as amount from epoch_pools where epoch = ${epoch}::int
     group by datanet_id, snapshot_id`.execute(trx);
@@ -381,7 +442,8 @@ async function closeEpoch(
 
   // The direct shares are already there; add each contributor's part of the pools (one row per account).
   const contributorTotals = new Map<string, bigint>();
-  for (const e of result.contributorEarnings) contributorTotals.set(e.account, (contributorTotals.get(e.account) ?? 0n) + e.amount);
+  for (const e of result.contributorEarnings)
+    contributorTotals.set(e.account, (contributorTotals.get(e.account) ?? 0n) + e.amount);
   const added = [...contributorTotals];
   for (let i = 0; i < added.length; i += 10_000) {
     const chunk = added.slice(i, i + 10_000);
@@ -392,15 +454,26 @@ async function closeEpoch(
   }
   const row = await trx
     .updateTable('epochs')
-    .set({ status: 'closed', last_sequence: lastSequence, closed_at: closedAt, total_amount: result.sum.toString(), totals_hash: hash })
+    .set({
+      status: 'closed',
+      last_sequence: lastSequence,
+      closed_at: closedAt,
+      total_amount: result.sum.toString(),
+      totals_hash: hash,
+    })
     .where('epoch', '=', epoch)
     .returning(['event_count', 'fee_total'])
     .executeTakeFirstOrThrow();
   if (BigInt(row.fee_total) !== result.sum) {
-    throw new Error(`epoch ${epoch}: totals ${result.sum} differ from fees ${row.fee_total}; refusing to close`);
+    throw new Error(
+      `epoch ${epoch}: totals ${result.sum} differ from fees ${row.fee_total}; refusing to close`,
+    );
   }
   const eventId = epochClosedEventId(epoch, closedAt);
-  await trx.insertInto('epoch_closed_outbox').values({ epoch, event_id: eventId, published_seq: null }).execute();
+  await trx
+    .insertInto('epoch_closed_outbox')
+    .values({ epoch, event_id: eventId, published_seq: null })
+    .execute();
   return {
     eventId,
     epoch,

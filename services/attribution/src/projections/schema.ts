@@ -39,7 +39,14 @@ export interface AttributionTables {
     object_key: string | null;
     seq: Int8;
   };
-  snapshots: { datanet_id: string; snapshot_id: string; contribution_count: Int8; total_weight: Amount; through_sequence: Int8; seq: Int8 };
+  snapshots: {
+    datanet_id: string;
+    snapshot_id: string;
+    contribution_count: Int8;
+    total_weight: Amount;
+    through_sequence: Int8;
+    seq: Int8;
+  };
   snapshot_contributors: { datanet_id: string; snapshot_id: string; account: string; weight: Amount };
   policies: {
     version: number;

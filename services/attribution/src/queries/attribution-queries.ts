@@ -33,7 +33,10 @@ export const QuerySchemas = {
       from: z.iso.datetime({ offset: false }),
       to: z.iso.datetime({ offset: false }),
     })
-    .refine((q) => (q.tenantId === undefined) !== (q.adapterId === undefined), 'exactly one of tenantId and adapterId'),
+    .refine(
+      (q) => (q.tenantId === undefined) !== (q.adapterId === undefined),
+      'exactly one of tenantId and adapterId',
+    ),
   epochs: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
 } as const;
 
@@ -81,7 +84,9 @@ export class AttributionQueries {
     return (await query.execute()).map((r) => ({ epoch: r.epoch, status: r.status, amount: r.amount }));
   }
 
-  async statement(q: z.infer<typeof QuerySchemas.statement>): Promise<{ epoch: number; account: string; total: string; lines: StatementLine[] }> {
+  async statement(
+    q: z.infer<typeof QuerySchemas.statement>,
+  ): Promise<{ epoch: number; account: string; total: string; lines: StatementLine[] }> {
     const { account, epoch } = q;
     const lines: StatementLine[] = [];
     const asOperator = await this.#db
@@ -92,7 +97,14 @@ export class AttributionQueries {
       .groupBy('adapter_id')
       .orderBy('adapter_id')
       .execute();
-    for (const r of asOperator) lines.push({ role: 'operator', adapterId: r.adapter_id, datanetId: null, snapshotId: null, amount: r.amount });
+    for (const r of asOperator)
+      lines.push({
+        role: 'operator',
+        adapterId: r.adapter_id,
+        datanetId: null,
+        snapshotId: null,
+        amount: r.amount,
+      });
     const asCreator = await this.#db
       .selectFrom('epoch_adapter_revenue as r')
       .innerJoin('adapters as a', 'a.adapter_id', 'r.adapter_id')
@@ -102,10 +114,25 @@ export class AttributionQueries {
       .groupBy('r.adapter_id')
       .orderBy('r.adapter_id')
       .execute();
-    for (const r of asCreator) lines.push({ role: 'creator', adapterId: r.adapter_id, datanetId: null, snapshotId: null, amount: r.amount });
-    const epochRow = await this.#db.selectFrom('epochs').select(['policy_version']).where('epoch', '=', epoch).executeTakeFirst();
+    for (const r of asCreator)
+      lines.push({
+        role: 'creator',
+        adapterId: r.adapter_id,
+        datanetId: null,
+        snapshotId: null,
+        amount: r.amount,
+      });
+    const epochRow = await this.#db
+      .selectFrom('epochs')
+      .select(['policy_version'])
+      .where('epoch', '=', epoch)
+      .executeTakeFirst();
     const policy = epochRow
-      ? await this.#db.selectFrom('policies').select('treasury_address').where('version', '=', epochRow.policy_version).executeTakeFirst()
+      ? await this.#db
+          .selectFrom('policies')
+          .select('treasury_address')
+          .where('version', '=', epochRow.policy_version)
+          .executeTakeFirst()
       : undefined;
     if (policy?.treasury_address === account) {
       const asTreasury = await this.#db
@@ -115,7 +142,14 @@ export class AttributionQueries {
         .groupBy('adapter_id')
         .orderBy('adapter_id')
         .execute();
-      for (const r of asTreasury) lines.push({ role: 'treasury', adapterId: r.adapter_id, datanetId: null, snapshotId: null, amount: r.amount });
+      for (const r of asTreasury)
+        lines.push({
+          role: 'treasury',
+          adapterId: r.adapter_id,
+          datanetId: null,
+          snapshotId: null,
+          amount: r.amount,
+        });
     }
     // Contributor lines are recomputed from the epoch's pools and the snapshots' weights with the
     // same split the close used (splitPool is pure), so they are exact without storing them.
@@ -141,7 +175,12 @@ export class AttributionQueries {
     return { epoch, account, total: total?.amount ?? '0', lines };
   }
 
-  async #contributorLine(epoch: number, account: string, datanetId: string, snapshotId: string): Promise<StatementLine | undefined> {
+  async #contributorLine(
+    epoch: number,
+    account: string,
+    datanetId: string,
+    snapshotId: string,
+  ): Promise<StatementLine | undefined> {
     const pool = await this.#db
       .selectFrom('epoch_pools')
       .select(sql<string | null>`sum(amount)::text`.as('amount'))
@@ -156,13 +195,23 @@ export class AttributionQueries {
       .where('datanet_id', '=', datanetId)
       .where('snapshot_id', '=', snapshotId)
       .execute();
-    const snapshot = snapshotWeights(datanetId, snapshotId, weights.map((w) => ({ account: w.account, weight: BigInt(w.weight) })));
+    const snapshot = snapshotWeights(
+      datanetId,
+      snapshotId,
+      weights.map((w) => ({ account: w.account, weight: BigInt(w.weight) })),
+    );
     const share = splitPool(BigInt(pool.amount), snapshot).find((s) => s.account === account);
-    return share ? { role: 'contributor', adapterId: null, datanetId, snapshotId, amount: share.amount.toString() } : undefined;
+    return share
+      ? { role: 'contributor', adapterId: null, datanetId, snapshotId, amount: share.amount.toString() }
+      : undefined;
   }
 
   /** Which adapters fed a snapshot's pool in an epoch (for a contributor's statement). */
-  async snapshotSources(epoch: number, datanetId: string, snapshotId: string): Promise<{ adapterId: string; amount: string }[]> {
+  async snapshotSources(
+    epoch: number,
+    datanetId: string,
+    snapshotId: string,
+  ): Promise<{ adapterId: string; amount: string }[]> {
     const rows = await this.#db
       .selectFrom('epoch_pools')
       .select(['adapter_id', 'amount'])
@@ -197,7 +246,12 @@ export class AttributionQueries {
   async datanetRevenue(q: z.infer<typeof QuerySchemas.datanetRevenue>) {
     let query = this.#db
       .selectFrom('epoch_pools')
-      .select(['epoch', 'snapshot_id', sql<string>`sum(amount)::text`.as('amount'), sql<string>`count(distinct adapter_id)::text`.as('adapters')])
+      .select([
+        'epoch',
+        'snapshot_id',
+        sql<string>`sum(amount)::text`.as('amount'),
+        sql<string>`count(distinct adapter_id)::text`.as('adapters'),
+      ])
       .where('datanet_id', '=', q.datanetId)
       .groupBy(['epoch', 'snapshot_id'])
       .orderBy('epoch')

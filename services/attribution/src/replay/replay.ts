@@ -8,7 +8,13 @@
  */
 import { sql, type Kysely } from 'kysely';
 
-import { createDatabase, hashSchemaState, migrateToLatest, type SchemaStateHash, type SequencedEvent } from '@longtail/database';
+import {
+  createDatabase,
+  hashSchemaState,
+  migrateToLatest,
+  type SchemaStateHash,
+  type SequencedEvent,
+} from '@longtail/database';
 import { replayStream, type MessagingConnection } from '@longtail/messaging';
 
 import { FactBook } from '../facts/facts.js';
@@ -41,7 +47,11 @@ export interface ReplayResult {
 
 export async function replayAttribution(options: ReplayOptions): Promise<ReplayResult> {
   const base = options.baseSchema ?? 'attribution';
-  const admin = createDatabase<unknown>({ connectionString: options.connectionString, schema: base, poolSize: 1 });
+  const admin = createDatabase<unknown>({
+    connectionString: options.connectionString,
+    schema: base,
+    poolSize: 1,
+  });
   let schema: string;
   try {
     schema = options.targetSchema ?? (await nextReplaySchema(admin.db as Kysely<unknown>, `${base}_replay_`));
@@ -49,22 +59,38 @@ export async function replayAttribution(options: ReplayOptions): Promise<ReplayR
   } finally {
     await admin.destroy();
   }
-  const handle = createDatabase<AttributionTables>({ connectionString: options.connectionString, schema, poolSize: 2, applicationName: 'attribution-replay' });
+  const handle = createDatabase<AttributionTables>({
+    connectionString: options.connectionString,
+    schema,
+    poolSize: 2,
+    applicationName: 'attribution-replay',
+  });
   try {
     await migrateToLatest(handle, ATTRIBUTION_MIGRATIONS);
     // Facts are replayed in full before INFERENCE: a fact missing then does not exist.
-    const projector = new AttributionProjector(handle.db, new FactBook(), { factWaitMs: 0, factsCaughtUp: async () => true });
+    const projector = new AttributionProjector(handle.db, new FactBook(), {
+      factWaitMs: 0,
+      factsCaughtUp: async () => true,
+    });
     const events: Record<string, number> = {};
     let skipped = 0;
     for (const ref of [FACT_PROJECTIONS.adapters, FACT_PROJECTIONS.datanets, FACT_PROJECTIONS.policies]) {
-      const read = await readInBatches(options.conn, ref.stream, ref.filterSubject, 500, (batch) => projector.applyFacts(ref, batch));
+      const read = await readInBatches(options.conn, ref.stream, ref.filterSubject, 500, (batch) =>
+        projector.applyFacts(ref, batch),
+      );
       events[ref.stream] = read.count;
       skipped += read.skipped;
     }
-    const read = await readInBatches(options.conn, INFERENCE_PROJECTION.stream, undefined, options.batchSize ?? 10_000, async (batch, total) => {
-      await projector.applyInference(batch);
-      options.onProgress?.(total);
-    });
+    const read = await readInBatches(
+      options.conn,
+      INFERENCE_PROJECTION.stream,
+      undefined,
+      options.batchSize ?? 10_000,
+      async (batch, total) => {
+        await projector.applyInference(batch);
+        options.onProgress?.(total);
+      },
+    );
     events[INFERENCE_PROJECTION.stream] = read.count;
     skipped += read.skipped;
     const hash = await attributionStateHash(handle.db, schema);
@@ -75,7 +101,10 @@ export async function replayAttribution(options: ReplayOptions): Promise<ReplayR
 }
 
 /** The fingerprint of attribution's projection state in `schema`. */
-export function attributionStateHash(db: Kysely<AttributionTables>, schema: string): Promise<SchemaStateHash> {
+export function attributionStateHash(
+  db: Kysely<AttributionTables>,
+  schema: string,
+): Promise<SchemaStateHash> {
   return hashSchemaState(db, schema, HASHED_TABLES);
 }
 
@@ -119,6 +148,8 @@ async function readInBatches(
 async function nextReplaySchema(db: Kysely<unknown>, prefix: string): Promise<string> {
   const { rows } = await sql<{ n: bigint | null }>`
     select max(substring(nspname from ${prefix.length + 1})::bigint) as n from pg_namespace
-    where starts_with(nspname, ${prefix}) and substring(nspname from ${prefix.length + 1}) ~ '^[0-9]{1,18}$'`.execute(db);
+    where starts_with(nspname, ${prefix}) and substring(nspname from ${prefix.length + 1}) ~ '^[0-9]{1,18}$'`.execute(
+    db,
+  );
   return `${prefix}${(rows[0]?.n ?? 0n) + 1n}`;
 }

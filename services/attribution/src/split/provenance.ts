@@ -42,7 +42,11 @@ export function snapshotKey(datanetId: string, snapshotId: string): string {
 }
 
 /** Builds snapshot weights from (account, weight) pairs: merges repeats, drops zero weights, sorts. */
-export function snapshotWeights(datanetId: string, snapshotId: string, entries: Iterable<ContributorWeight>): SnapshotWeights {
+export function snapshotWeights(
+  datanetId: string,
+  snapshotId: string,
+  entries: Iterable<ContributorWeight>,
+): SnapshotWeights {
   const byAccount = new Map<string, bigint>();
   for (const { account, weight } of entries) byAccount.set(account, (byAccount.get(account) ?? 0n) + weight);
   const contributors = [...byAccount]

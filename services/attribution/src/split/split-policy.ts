@@ -29,13 +29,17 @@ export class InvalidSplitPolicy extends Error {
 export function assertSplitPolicy(policy: SplitPolicy): void {
   const parts = [policy.operatorBps, policy.creatorBps, policy.contributorsBps, policy.treasuryBps];
   for (const bps of parts) {
-    if (!Number.isInteger(bps) || bps < 0 || bps > BPS_WHOLE) throw new InvalidSplitPolicy(`basis points must be integers in 0..10000, got ${bps}`);
+    if (!Number.isInteger(bps) || bps < 0 || bps > BPS_WHOLE)
+      throw new InvalidSplitPolicy(`basis points must be integers in 0..10000, got ${bps}`);
   }
   const sum = parts.reduce((a, b) => a + b, 0);
-  if (sum !== BPS_WHOLE) throw new InvalidSplitPolicy(`policy v${policy.version}: basis points must sum to 10000, got ${sum}`);
-  if (!Number.isInteger(policy.version) || policy.version < 1) throw new InvalidSplitPolicy('version must be an integer >= 1');
+  if (sum !== BPS_WHOLE)
+    throw new InvalidSplitPolicy(`policy v${policy.version}: basis points must sum to 10000, got ${sum}`);
+  if (!Number.isInteger(policy.version) || policy.version < 1)
+    throw new InvalidSplitPolicy('version must be an integer >= 1');
   if (!Number.isInteger(policy.effectiveFromEpoch) || policy.effectiveFromEpoch < 0) {
     throw new InvalidSplitPolicy('effectiveFromEpoch must be an integer >= 0');
   }
-  if (policy.version === 1 && policy.effectiveFromEpoch !== 0) throw new InvalidSplitPolicy('policy version 1 governs the first epoch: effectiveFromEpoch must be 0');
+  if (policy.version === 1 && policy.effectiveFromEpoch !== 0)
+    throw new InvalidSplitPolicy('policy version 1 governs the first epoch: effectiveFromEpoch must be 0');
 }

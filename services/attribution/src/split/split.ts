@@ -61,7 +61,10 @@ export function splitFee(fee: bigint, policy: SplitPolicy, provenance: Provenanc
   // Weights share one denominator, 10000 × Σmix, so every role keeps its exact basis points.
   const claims: Claim[] = [
     { key: `${provenance.operator}/operator`, weight: BigInt(policy.operatorBps) * mixTotal },
-    { key: `${provenance.creator}/creator`, weight: BigInt(policy.creatorBps) * mixTotal + contributorsBps * (mixTotal - fundedMix) },
+    {
+      key: `${provenance.creator}/creator`,
+      weight: BigInt(policy.creatorBps) * mixTotal + contributorsBps * (mixTotal - fundedMix),
+    },
     { key: `${policy.treasuryAddress}/treasury`, weight: BigInt(policy.treasuryBps) * mixTotal },
   ];
   for (const source of funded) {
@@ -93,7 +96,13 @@ export function splitPool(amount: bigint, snapshot: SnapshotWeights): Share[] {
   const shares: Share[] = [];
   snapshot.contributors.forEach((c, i) => {
     if (parts[i]! > 0n) {
-      shares.push({ account: c.account, role: 'contributor', amount: parts[i]!, datanetId: snapshot.datanetId, snapshotId: snapshot.snapshotId });
+      shares.push({
+        account: c.account,
+        role: 'contributor',
+        amount: parts[i]!,
+        datanetId: snapshot.datanetId,
+        snapshotId: snapshot.snapshotId,
+      });
     }
   });
   return shares;
@@ -103,9 +112,12 @@ export function splitPool(amount: bigint, snapshot: SnapshotWeights): Share[] {
 export function split(fee: bigint, policy: SplitPolicy, provenance: Provenance): Share[] {
   const first = splitFee(fee, policy, provenance);
   const shares: Share[] = [];
-  if (first.operator > 0n) shares.push({ account: provenance.operator, role: 'operator', amount: first.operator });
-  if (first.creator > 0n) shares.push({ account: provenance.creator, role: 'creator', amount: first.creator });
-  if (first.treasury > 0n) shares.push({ account: policy.treasuryAddress, role: 'treasury', amount: first.treasury });
+  if (first.operator > 0n)
+    shares.push({ account: provenance.operator, role: 'operator', amount: first.operator });
+  if (first.creator > 0n)
+    shares.push({ account: provenance.creator, role: 'creator', amount: first.creator });
+  if (first.treasury > 0n)
+    shares.push({ account: policy.treasuryAddress, role: 'treasury', amount: first.treasury });
   const funded = provenance.trainedOn.filter((source) => source.snapshot.totalWeight > 0n);
   first.pools.forEach((pool, i) => shares.push(...splitPool(pool.amount, funded[i]!.snapshot)));
   return shares;

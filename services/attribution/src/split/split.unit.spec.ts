@@ -24,7 +24,9 @@ describe('split(fee, policy, provenance)', () => {
   it('does not depend on the order of contributors or training snapshots', () => {
     fc.assert(
       fc.property(fee, policy, provenance, fc.nat(), (amount, p, prov, seed) => {
-        expect(totalsByAccount(split(amount, p, shuffled(prov, seed)))).toEqual(totalsByAccount(split(amount, p, prov)));
+        expect(totalsByAccount(split(amount, p, shuffled(prov, seed)))).toEqual(
+          totalsByAccount(split(amount, p, prov)),
+        );
       }),
       { numRuns: 300 },
     );
@@ -38,7 +40,8 @@ describe('split(fee, policy, provenance)', () => {
         const within = (part: bigint, floor: bigint) => part >= floor - 1n && part <= floor + 1n;
         expect(within(first.operator, exact(p.operatorBps))).toBe(true);
         expect(within(first.treasury, exact(p.treasuryBps))).toBe(true);
-        const unfunded = prov.trainedOn.length === 0 || prov.trainedOn.every((t) => t.snapshot.totalWeight === 0n);
+        const unfunded =
+          prov.trainedOn.length === 0 || prov.trainedOn.every((t) => t.snapshot.totalWeight === 0n);
         if (unfunded) expect(within(first.creator, exact(p.creatorBps + p.contributorsBps))).toBe(true);
         else {
           // each of the 1 + k parts is within one unit of its exact share, so their sum is within 1 + k
@@ -59,7 +62,11 @@ describe('split(fee, policy, provenance)', () => {
         const pools = new Map<string, { datanetId: string; snapshotId: string; amount: bigint }>();
         for (const f of fees) {
           const first = splitFee(f, p, prov);
-          for (const [account, amount] of [[prov.operator, first.operator], [prov.creator, first.creator], [p.treasuryAddress, first.treasury]] as const) {
+          for (const [account, amount] of [
+            [prov.operator, first.operator],
+            [prov.creator, first.creator],
+            [p.treasuryAddress, first.treasury],
+          ] as const) {
             direct.set(account, (direct.get(account) ?? 0n) + amount);
           }
           for (const pool of first.pools) {
@@ -67,7 +74,9 @@ describe('split(fee, policy, provenance)', () => {
             pools.set(key, { ...pool, amount: (pools.get(key)?.amount ?? 0n) + pool.amount });
           }
         }
-        const snapshots = new Map(prov.trainedOn.map((t) => [snapshotKey(t.snapshot.datanetId, t.snapshot.snapshotId), t.snapshot]));
+        const snapshots = new Map(
+          prov.trainedOn.map((t) => [snapshotKey(t.snapshot.datanetId, t.snapshot.snapshotId), t.snapshot]),
+        );
         const closed = closeEpochTotals(
           [...direct].map(([account, amount]) => ({ account, amount })),
           pools.values(),
@@ -88,9 +97,26 @@ describe('split(fee, policy, provenance)', () => {
       { account: `0x${'f'.repeat(40)}`, weight: 10n ** 30n },
       { account: `0x${'1'.repeat(40)}`, weight: 1n },
     ]);
-    const p = { version: 1, effectiveFromEpoch: 0, operatorBps: 0, creatorBps: 0, contributorsBps: 10_000, treasuryBps: 0, treasuryAddress: `0x${'0'.repeat(40)}` };
-    const shares = split(10n ** 31n + 5n, p, { operator: `0x${'a'.repeat(40)}`, creator: `0x${'b'.repeat(40)}`, trainedOn: [{ snapshot: snap, mixWeightBps: 10_000 }] });
-    expect(totalsByAccount(shares)).toEqual(new Map([[`0x${'1'.repeat(40)}`, 10n], [`0x${'f'.repeat(40)}`, 10n ** 31n - 5n]]));
+    const p = {
+      version: 1,
+      effectiveFromEpoch: 0,
+      operatorBps: 0,
+      creatorBps: 0,
+      contributorsBps: 10_000,
+      treasuryBps: 0,
+      treasuryAddress: `0x${'0'.repeat(40)}`,
+    };
+    const shares = split(10n ** 31n + 5n, p, {
+      operator: `0x${'a'.repeat(40)}`,
+      creator: `0x${'b'.repeat(40)}`,
+      trainedOn: [{ snapshot: snap, mixWeightBps: 10_000 }],
+    });
+    expect(totalsByAccount(shares)).toEqual(
+      new Map([
+        [`0x${'1'.repeat(40)}`, 10n],
+        [`0x${'f'.repeat(40)}`, 10n ** 31n - 5n],
+      ]),
+    );
   });
 });
 
@@ -98,20 +124,29 @@ describe('price(inference, adapter)', () => {
   const base = { outcome: 'completed' as const, adapterId: 'm:a/b', promptTokens: 0, completionTokens: 0 };
   it('is floor(price × tokens / 1000): the sub-unit remainder is dropped', () => {
     expect(price({ ...base, promptTokens: 1, completionTokens: 0 }, { pricePer1kTokens: 999n })).toBe(0n);
-    expect(price({ ...base, promptTokens: 700, completionTokens: 300 }, { pricePer1kTokens: 10n ** 18n })).toBe(10n ** 18n);
+    expect(
+      price({ ...base, promptTokens: 700, completionTokens: 300 }, { pricePer1kTokens: 10n ** 18n }),
+    ).toBe(10n ** 18n);
     expect(price({ ...base, promptTokens: 3, completionTokens: 0 }, { pricePer1kTokens: 1001n })).toBe(3n);
   });
   it('bills nothing for failures and the bare base model', () => {
-    expect(price({ ...base, outcome: 'failed', promptTokens: 10 }, { pricePer1kTokens: 10n ** 18n })).toBe(0n);
+    expect(price({ ...base, outcome: 'failed', promptTokens: 10 }, { pricePer1kTokens: 10n ** 18n })).toBe(
+      0n,
+    );
     expect(price({ ...base, adapterId: null, promptTokens: 10 }, { pricePer1kTokens: 10n ** 18n })).toBe(0n);
   });
   it('is never negative and is monotone in tokens', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 10n ** 30n }), fc.nat({ max: 10_000_000 }), fc.nat({ max: 10_000_000 }), (p, a, b) => {
-        const lo = price({ ...base, promptTokens: Math.min(a, b) }, { pricePer1kTokens: p });
-        const hi = price({ ...base, promptTokens: Math.max(a, b) }, { pricePer1kTokens: p });
-        expect(lo >= 0n && lo <= hi).toBe(true);
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 30n }),
+        fc.nat({ max: 10_000_000 }),
+        fc.nat({ max: 10_000_000 }),
+        (p, a, b) => {
+          const lo = price({ ...base, promptTokens: Math.min(a, b) }, { pricePer1kTokens: p });
+          const hi = price({ ...base, promptTokens: Math.max(a, b) }, { pricePer1kTokens: p });
+          expect(lo >= 0n && lo <= hi).toBe(true);
+        },
+      ),
     );
   });
 });

@@ -11,13 +11,15 @@
 
 /** Upper bounds, ms. 22 bounds → 23 buckets. */
 export const LATENCY_BUCKET_BOUNDS_MS: readonly number[] = Object.freeze([
-  5, 10, 25, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 60000,
+  5, 10, 25, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000,
+  30000, 60000,
 ]);
 export const LATENCY_BUCKETS = LATENCY_BUCKET_BOUNDS_MS.length + 1;
 
 export function latencyBucket(totalMs: number): number {
   // Linear scan: 22 comparisons, cheaper than a binary search's branches at this size.
-  for (let i = 0; i < LATENCY_BUCKET_BOUNDS_MS.length; i += 1) if (totalMs <= LATENCY_BUCKET_BOUNDS_MS[i]!) return i;
+  for (let i = 0; i < LATENCY_BUCKET_BOUNDS_MS.length; i += 1)
+    if (totalMs <= LATENCY_BUCKET_BOUNDS_MS[i]!) return i;
   return LATENCY_BUCKET_BOUNDS_MS.length;
 }
 

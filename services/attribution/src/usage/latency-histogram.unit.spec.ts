@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { emptyHistogram, LATENCY_BUCKET_BOUNDS_MS, latencyBucket, percentileMs } from './latency-histogram.js';
+import {
+  emptyHistogram,
+  LATENCY_BUCKET_BOUNDS_MS,
+  latencyBucket,
+  percentileMs,
+} from './latency-histogram.js';
 
 describe('latency histogram', () => {
   it('reports the bucket bound of the nearest-rank percentile', () => {
@@ -15,22 +20,26 @@ describe('latency histogram', () => {
 
   it('is the same however the samples were split into batches (histograms add)', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 100_000 }), { minLength: 1, maxLength: 200 }), fc.nat(), (samples, cut) => {
-        const all = emptyHistogram();
-        const a = emptyHistogram();
-        const b = emptyHistogram();
-        samples.forEach((ms, i) => {
-          all[latencyBucket(ms)]! += 1n;
-          (i < cut % samples.length ? a : b)[latencyBucket(ms)]! += 1n;
-        });
-        const sum = a.map((x, i) => x + b[i]!);
-        for (const p of [500, 950, 990]) expect(percentileMs(sum, p)).toBe(percentileMs(all, p));
-        const sorted = [...samples].sort((x, y) => x - y);
-        const exact = sorted[Math.max(0, Math.ceil(0.95 * sorted.length) - 1)]!;
-        const bound = percentileMs(all, 950);
-        if (bound === null) expect(exact).toBeGreaterThan(LATENCY_BUCKET_BOUNDS_MS.at(-1)!);
-        else expect(exact).toBeLessThanOrEqual(bound);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 100_000 }), { minLength: 1, maxLength: 200 }),
+        fc.nat(),
+        (samples, cut) => {
+          const all = emptyHistogram();
+          const a = emptyHistogram();
+          const b = emptyHistogram();
+          samples.forEach((ms, i) => {
+            all[latencyBucket(ms)]! += 1n;
+            (i < cut % samples.length ? a : b)[latencyBucket(ms)]! += 1n;
+          });
+          const sum = a.map((x, i) => x + b[i]!);
+          for (const p of [500, 950, 990]) expect(percentileMs(sum, p)).toBe(percentileMs(all, p));
+          const sorted = [...samples].sort((x, y) => x - y);
+          const exact = sorted[Math.max(0, Math.ceil(0.95 * sorted.length) - 1)]!;
+          const bound = percentileMs(all, 950);
+          if (bound === null) expect(exact).toBeGreaterThan(LATENCY_BUCKET_BOUNDS_MS.at(-1)!);
+          else expect(exact).toBeLessThanOrEqual(bound);
+        },
+      ),
     );
   });
 });

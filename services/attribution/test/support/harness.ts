@@ -40,15 +40,21 @@ export async function startAttributionApp({
 const encoder = new TextEncoder();
 
 /** Publishes messages in order (pipelined, at most `window` unacknowledged); returns their stream sequences. */
-export async function publishAll(conn: MessagingConnection, messages: readonly ScenarioMessage[], window = 256): Promise<number[]> {
+export async function publishAll(
+  conn: MessagingConnection,
+  messages: readonly ScenarioMessage[],
+  window = 256,
+): Promise<number[]> {
   const seqs = new Array<number>(messages.length);
   let inFlight: Promise<void>[] = [];
   for (let i = 0; i < messages.length; i += 1) {
     const m = messages[i]!;
     inFlight.push(
-      conn.js.publish(m.subject, encoder.encode(JSON.stringify(m.event)), { msgID: String(m.event['id']) }).then((ack) => {
-        seqs[i] = ack.seq;
-      }),
+      conn.js
+        .publish(m.subject, encoder.encode(JSON.stringify(m.event)), { msgID: String(m.event['id']) })
+        .then((ack) => {
+          seqs[i] = ack.seq;
+        }),
     );
     if (inFlight.length >= window) {
       await Promise.all(inFlight);
@@ -60,7 +66,11 @@ export async function publishAll(conn: MessagingConnection, messages: readonly S
 }
 
 /** The reference model over the messages: facts first (all of them), then INFERENCE in stream order. */
-export function expectedState(facts: readonly ScenarioMessage[], inference: readonly ScenarioMessage[], inferenceSeqs: readonly number[]): AttributionState {
+export function expectedState(
+  facts: readonly ScenarioMessage[],
+  inference: readonly ScenarioMessage[],
+  inferenceSeqs: readonly number[],
+): AttributionState {
   const state = initialState();
   for (const m of facts) {
     const parsed = parseAttributionEvent(encoder.encode(JSON.stringify(m.event)));
@@ -86,28 +96,55 @@ export function openDb(url: string, schema = 'attribution'): DatabaseHandle<Attr
 }
 
 /** Waits until the inference projection has applied `seq` (or throws after `timeoutMs`). */
-export async function waitForInference(db: DatabaseHandle<AttributionTables>, seq: number, timeoutMs = 60_000): Promise<void> {
+export async function waitForInference(
+  db: DatabaseHandle<AttributionTables>,
+  seq: number,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const checkpoint = await readCheckpoint(db.db, INFERENCE_PROJECTION.projection).catch(() => undefined);
     if (checkpoint && checkpoint.lastSequence >= BigInt(seq)) return;
-    if (Date.now() > deadline) throw new Error(`inference projection stuck at ${checkpoint?.lastSequence ?? 'none'}, waiting for ${seq}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `inference projection stuck at ${checkpoint?.lastSequence ?? 'none'}, waiting for ${seq}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 /** Closed epochs as the projection has them: totals per account. */
 export async function liveClosedEpochs(db: DatabaseHandle<AttributionTables>) {
-  const epochs = await db.db.selectFrom('epochs').selectAll().where('status', '=', 'closed').orderBy('epoch').execute();
+  const epochs = await db.db
+    .selectFrom('epochs')
+    .selectAll()
+    .where('status', '=', 'closed')
+    .orderBy('epoch')
+    .execute();
   const out = [];
   for (const e of epochs) {
-    const totals = await db.db.selectFrom('epoch_account_earnings').select(['account', 'amount']).where('epoch', '=', e.epoch).orderBy('account').execute();
-    out.push({ epoch: e.epoch, policyVersion: e.policy_version, feeTotal: e.fee_total, totalsHash: e.totals_hash, eventCount: Number(e.event_count), totals });
+    const totals = await db.db
+      .selectFrom('epoch_account_earnings')
+      .select(['account', 'amount'])
+      .where('epoch', '=', e.epoch)
+      .orderBy('account')
+      .execute();
+    out.push({
+      epoch: e.epoch,
+      policyVersion: e.policy_version,
+      feeTotal: e.fee_total,
+      totalsHash: e.totals_hash,
+      eventCount: Number(e.event_count),
+      totals,
+    });
   }
   return out;
 }
 
-export async function countRows(db: DatabaseHandle<AttributionTables>, table: keyof AttributionTables): Promise<number> {
+export async function countRows(
+  db: DatabaseHandle<AttributionTables>,
+  table: keyof AttributionTables,
+): Promise<number> {
   const { rows } = await sql<{ n: bigint }>`select count(*) as n from ${sql.table(table)}`.execute(db.db);
   return Number(rows[0]!.n);
 }

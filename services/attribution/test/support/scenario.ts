@@ -72,13 +72,37 @@ export function generateScenario(o: ScenarioOptions): Scenario {
   let clock = BASE_MS;
   const envelope = (type: string, data: Record<string, unknown>, correlationId: string) => {
     clock += int(1, 1500);
-    return { id: uuidV7(clock, rand), type, version: 1, occurredAt: new Date(clock).toISOString(), correlationId, causationId: null, data };
+    return {
+      id: uuidV7(clock, rand),
+      type,
+      version: 1,
+      occurredAt: new Date(clock).toISOString(),
+      correlationId,
+      causationId: null,
+      data,
+    };
   };
   const facts: ScenarioMessage[] = [];
   const treasury = address(999_999, 7);
   const policies: SplitPolicy[] = [
-    { version: 1, effectiveFromEpoch: 0, operatorBps: 2000, creatorBps: 5000, contributorsBps: 2500, treasuryBps: 500, treasuryAddress: treasury },
-    { version: 2, effectiveFromEpoch: 2, operatorBps: 1500, creatorBps: 4000, contributorsBps: 4000, treasuryBps: 500, treasuryAddress: treasury },
+    {
+      version: 1,
+      effectiveFromEpoch: 0,
+      operatorBps: 2000,
+      creatorBps: 5000,
+      contributorsBps: 2500,
+      treasuryBps: 500,
+      treasuryAddress: treasury,
+    },
+    {
+      version: 2,
+      effectiveFromEpoch: 2,
+      operatorBps: 1500,
+      creatorBps: 4000,
+      contributorsBps: 4000,
+      treasuryBps: 500,
+      treasuryAddress: treasury,
+    },
   ];
   facts.push(policyMessage(policies[0]!));
 
@@ -88,8 +112,12 @@ export function generateScenario(o: ScenarioOptions): Scenario {
     const datanetId = `curator${d % 7}/set-${d}`;
     facts.push({
       stream: 'DATANETS',
-      subject: `datanets.created.${subjectToken(datanetId)}`,
-      event: envelope('datanets.created', { datanetId, name: `Dataset ${d}`, ownerTenantId: `tenant-${d % 5}` }, datanetId),
+      subject: `datanets.datanet.created.${subjectToken(datanetId)}`,
+      event: envelope(
+        'datanets.datanet.created',
+        { datanetId, name: `Dataset ${d}`, ownerTenantId: `tenant-${d % 5}` },
+        datanetId,
+      ),
     });
     const kind = d === 0 ? 'whale' : d === 1 ? 'single' : d === 2 ? 'empty' : 'normal';
     const count = kind === 'empty' ? 0 : kind === 'single' ? 3 : int(2, 30);
@@ -107,7 +135,10 @@ export function generateScenario(o: ScenarioOptions): Scenario {
             datanetId,
             contributionId: `c-${d}-${c}`,
             contributorAddress: contributor,
-            contentSha256: (BigInt(d * 100_000 + c) * 0x9e3779b97f4a7c15n).toString(16).padStart(64, '0').slice(-64),
+            contentSha256: (BigInt(d * 100_000 + c) * 0x9e3779b97f4a7c15n)
+              .toString(16)
+              .padStart(64, '0')
+              .slice(-64),
             sizeTokens: int(10, 100_000),
             weight: Number(weight),
           },
@@ -157,7 +188,10 @@ export function generateScenario(o: ScenarioOptions): Scenario {
           ownerTenantId: `tenant-${a % 5}`,
           name: `Adapter ${a}`,
           visibility: 'public',
-          pricePer1kTokens: (BigInt(int(1, 999)) * 10n ** BigInt(int(12, 17)) + BigInt(int(0, 999))).toString(),
+          pricePer1kTokens: (
+            BigInt(int(1, 999)) * 10n ** BigInt(int(12, 17)) +
+            BigInt(int(0, 999))
+          ).toString(),
           creatorAddress: address(a % 11, 5),
           rank: 8,
           targetModules: ['q_proj', 'v_proj'],
@@ -189,7 +223,9 @@ export function generateScenario(o: ScenarioOptions): Scenario {
   for (let i = 0; i < o.inferences; i += 1) {
     const requestId = `req-${o.seed}-${i}`;
     const base = rand() < 0.05;
-    const adapterId = base ? null : adapterIds[Math.min(adapterIds.length - 1, Math.floor(adapterIds.length * rand() ** 2))]!;
+    const adapterId = base
+      ? null
+      : adapterIds[Math.min(adapterIds.length - 1, Math.floor(adapterIds.length * rand() ** 2))]!;
     const failed = rand() < 0.08;
     const promptTokens = int(1, 4000);
     const completionTokens = rand() < 0.03 ? 0 : int(1, 2000);
@@ -204,21 +240,36 @@ export function generateScenario(o: ScenarioOptions): Scenario {
       adapterId,
       promptTokens,
       completionTokens,
-      timings: { queuedMs, firstTokenMs: completionTokens === 0 ? null : Math.min(totalMs, queuedMs + int(1, 200)), totalMs },
+      timings: {
+        queuedMs,
+        firstTokenMs: completionTokens === 0 ? null : Math.min(totalMs, queuedMs + int(1, 200)),
+        totalMs,
+      },
       startedAt,
       endedAt: ended.occurredAt,
     };
     const operator = address(int(0, 2), 11);
     const data = failed
-      ? { ...common, workerId: `worker-${int(0, 5)}`, operatorAddress: operator, error: { code: 'engine_out_of_memory', message: 'out of memory' } }
-      : { ...common, workerId: `worker-${int(0, 5)}`, operatorAddress: operator, finishReason: rand() < 0.1 ? 'cancelled' : 'stop' };
+      ? {
+          ...common,
+          workerId: `worker-${int(0, 5)}`,
+          operatorAddress: operator,
+          error: { code: 'engine_out_of_memory', message: 'out of memory' },
+        }
+      : {
+          ...common,
+          workerId: `worker-${int(0, 5)}`,
+          operatorAddress: operator,
+          finishReason: rand() < 0.1 ? 'cancelled' : 'stop',
+        };
     const message: ScenarioMessage = {
       stream: 'INFERENCE',
       subject: `${ended.type}.${subjectToken(requestId)}`,
       event: { ...ended, data },
     };
     inference.push(message);
-    if (rand() < (o.duplicateRate ?? 0.05)) replays.push({ ...message, event: { ...message.event, id: uuidV7(clock, rand) } });
+    if (rand() < (o.duplicateRate ?? 0.05))
+      replays.push({ ...message, event: { ...message.event, id: uuidV7(clock, rand) } });
     // A re-published request arrives a little later.
     if (replays.length > 0 && rand() < 0.3) inference.push(replays.shift()!);
 
@@ -231,21 +282,34 @@ export function generateScenario(o: ScenarioOptions): Scenario {
       const marker: ScenarioMessage = {
         stream: 'INFERENCE',
         subject: `inference.epoch_closing.${epoch}`,
-        event: envelope('inference.epoch_closing', { epoch, nextPolicyVersion: next }, `epoch-close-${epoch}`),
+        event: envelope(
+          'inference.epoch_closing',
+          { epoch, nextPolicyVersion: next },
+          `epoch-close-${epoch}`,
+        ),
       };
       inference.push(marker);
-      if (o.faults !== false && epoch === 1) inference.push({ ...marker, event: { ...marker.event, id: uuidV7(clock, rand) } });
+      if (o.faults !== false && epoch === 1)
+        inference.push({ ...marker, event: { ...marker.event, id: uuidV7(clock, rand) } });
       policyVersion = next;
       epoch += 1;
     }
     if (o.faults !== false && i === Math.floor(o.inferences / 3)) {
-      inference.push({ stream: 'INFERENCE', subject: 'inference.completed.bad', event: { ...ended, id: uuidV7(clock, rand), data: { requestId: 'bad' } } });
+      inference.push({
+        stream: 'INFERENCE',
+        subject: 'inference.completed.bad',
+        event: { ...ended, id: uuidV7(clock, rand), data: { requestId: 'bad' } },
+      });
       // An inference on an adapter that was never registered: refused once the facts are caught up.
       const ghostId = `ghost-${o.seed}`;
       inference.push({
         stream: 'INFERENCE',
         subject: `inference.completed.${ghostId}`,
-        event: { ...ended, id: uuidV7(clock, rand), data: { ...data, requestId: ghostId, adapterId: `${MODEL}:ghost/never-registered` } },
+        event: {
+          ...ended,
+          id: uuidV7(clock, rand),
+          data: { ...data, requestId: ghostId, adapterId: `${MODEL}:ghost/never-registered` },
+        },
       });
     }
   }

@@ -6,9 +6,9 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import { STREAMS, type KnownEvent } from '@longtail/contracts';
-import { applyProjectionBatch, type DatabaseHandle, type SequencedEvent } from '@longtail/database';
-import { OnEvents, type ReceivedEvent } from '@longtail/messaging';
-import { DATABASE, failpoint } from '@longtail/service';
+import { applyProjectionBatch, fillStreamGaps, readCheckpoint, type DatabaseHandle, type SequencedEvent } from '@longtail/database';
+import { MESSAGING_CONNECTION, OnEvents, streamGapSource, type MessagingConnection, type ReceivedEvent, type StreamGapSource } from '@longtail/messaging';
+import { DATABASE, failpoint, parseKnownEvent } from '@longtail/service';
 import type { Transaction } from 'kysely';
 import type { SchedulerTables } from './adapter-catalog.tables.js';
 
@@ -19,7 +19,14 @@ const ackWaitMs = Number(process.env['CONSUMER_ACK_WAIT_S'] ?? 30) * 1000;
 
 @Injectable()
 export class AdapterCatalogProjection {
-  constructor(@Inject(DATABASE) private readonly database: DatabaseHandle<SchedulerTables>) {}
+  readonly #gaps: StreamGapSource<KnownEvent>;
+
+  constructor(
+    @Inject(DATABASE) private readonly database: DatabaseHandle<SchedulerTables>,
+    @Inject(MESSAGING_CONNECTION) conn: MessagingConnection,
+  ) {
+    this.#gaps = streamGapSource(conn, { stream: ADAPTER_CATALOG.stream, parse: parseKnownEvent });
+  }
 
   /**
    * A projection never dead-letters a valid event (skipping one would corrupt every later row):
@@ -35,8 +42,12 @@ export class AdapterCatalogProjection {
     ackWaitMs,
   })
   async onAdapterEvents(batch: ReadonlyArray<ReceivedEvent<KnownEvent>>): Promise<void> {
-    const events = batch.map(({ event, meta }) => ({ seq: meta.seq, event }));
-    await applyProjectionBatch(this.database.db, ADAPTER_CATALOG, events, applyAdapterEvents);
+    // Delivery order is not stream order (a failed batch waits while later ones arrive): apply
+    // from the checkpoint on, reading any position the batch lacks from the stream itself.
+    const checkpoint = (await readCheckpoint(this.database.db, ADAPTER_CATALOG.projection))?.lastSequence ?? 0n;
+    const received = batch.map(({ event, meta }) => ({ seq: meta.seq, event }));
+    const events = await fillStreamGaps(ADAPTER_CATALOG.projection, checkpoint, received, this.#gaps);
+    if (events.length > 0) await applyProjectionBatch(this.database.db, ADAPTER_CATALOG, events, applyAdapterEvents);
     failpoint('scheduler.adapter-catalog.after-commit');
   }
 }

@@ -1,4 +1,4 @@
-// ESM loader hooks for attribution-loader.mjs: .ts → JS with SWC (decorators + metadata), `.js` specifiers resolved to `.ts`.
+// ESM loader hooks for source-loader.mjs: .ts → JS with SWC (decorators + metadata), `.js` specifiers resolved to `.ts`.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
