@@ -85,6 +85,11 @@ void destroy_cpu_backend(CpuBackend* b);
 // Kernels exposed for tests and the GEMM decision benchmark.
 void gemm_reference(int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
 void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
+void gemm_own_dot(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
+void gemm_own_outer(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
+extern int gemm_outer_kc;     // K block of the outer-product kernel (<= 0: all of K)
+extern int gemm_outer_pf;     // W blocks of 6 rows ahead that the outer kernel prefetches
+extern int gemm_outer_min_m;  // gemm_own uses the outer-product kernel from this M on
 void gemm_blas(int threads, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
 void set_gemm_impl(CpuBackend* b, GemmImpl impl, int own_max_m);
 

@@ -33,6 +33,39 @@ int main() {
         CHECK(max_rel(blas, ref) < 1e-5);
       }
 
+  // Both own kernels (and the dispatcher) for every M in 1..40 plus multi-block M, odd N/K tails,
+  // with and without K-blocking of the outer-product kernel.
+  {
+    const int saved_kc = gemm_outer_kc;
+    const int Ns2[] = {1, 5, 6, 7, 13, 50};
+    const int Ks2[] = {0, 1, 3, 17, 33, 70};
+    std::vector<int> Ms2;
+    for (int m = 1; m <= 40; ++m) Ms2.push_back(m);
+    Ms2.push_back(64);
+    Ms2.push_back(65);
+    Ms2.push_back(130);
+    for (int kc : {0, 16, 5}) {
+      gemm_outer_kc = kc;
+      for (int M : Ms2)
+        for (int N : Ns2)
+          for (int K : Ks2) {
+            if (kc != 0 && (M % 7 != 0 && M < 40)) continue;  // K-blocking: a subset of M
+            auto x = random_values(rng, size_t(M) * K, 1.0f), W = random_values(rng, size_t(N) * K, 1.0f),
+                 b = random_values(rng, N, 1.0f);
+            std::vector<float> ref(size_t(M) * N), outer(ref.size(), -7.0f), dot(ref.size(), -7.0f), own(ref.size());
+            const float* bias = ((M + N + K) % 2) ? b.data() : nullptr;
+            gemm_reference(M, N, K, x.data(), W.data(), bias, ref.data());
+            gemm_own_outer(pool, M, N, K, x.data(), W.data(), bias, outer.data());
+            gemm_own_dot(pool, M, N, K, x.data(), W.data(), bias, dot.data());
+            gemm_own(pool, M, N, K, x.data(), W.data(), bias, own.data());
+            CHECK(max_rel(outer, ref) < 1e-5);
+            CHECK(max_rel(dot, ref) < 1e-5);
+            CHECK(max_rel(own, ref) < 1e-5);
+          }
+    }
+    gemm_outer_kc = saved_kc;
+  }
+
   // LoRA: segments of different lengths (prefill chunks and decode tokens) and ranks.
   for (int threads : {1, 2, 3}) {  // 1-2: one item per decode token; 3: tokens split across threads
   CpuBackendOptions o;

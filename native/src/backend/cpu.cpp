@@ -1,9 +1,11 @@
 // CPU backend: the reference implementation of backend.h, and fast enough to serve small models.
 //
-// GEMM: two implementations, chosen per shape (docs/decisions/0007-engine-cpu-gemm.md):
-//  - gemm_own: register-blocked AVX2/FMA dot-product kernel, 3 rows of x × 4 rows of W per
-//    micro-tile, threads split the output columns N. Streams each weight row once per step: the
-//    right shape for decode (small M), which is bound by reading the weights.
+// GEMM: chosen per shape (docs/decisions/0007-engine-cpu-gemm.md):
+//  - gemm_own (decode, M <= 32): M >= gemm_outer_min_m (8): gemm_own_outer, an AVX2/FMA
+//    outer-product kernel (xᵀ packed per call into blocks of 16 tokens, micro-tile 6 rows of W ×
+//    16 tokens, 12 accumulators, no horizontal sums, W read in its [N, K] layout, once per 16
+//    tokens); smaller M: gemm_own_dot, a dot-product kernel (3 rows of x × 4 rows of W), bound by
+//    reading the weights there. Threads split the output columns N.
 //  - gemm_blas: OpenBLAS sgemm, for large M (prefill), which is bound by FLOPs.
 // LoRA: SGMV (shrink GEMM + expand GEMM per segment) for prefill segments, BGMV (per-token gathered
 // matvecs, all decode tokens in one parallel pass) for decode tokens.
@@ -13,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -27,6 +30,24 @@
 extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace longtail {
+
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
 
 // ---------------------------------------------------------------------------------------------
 // GEMM kernels
@@ -117,7 +138,7 @@ static void column_block(int M, int K, int N, const float* x, const float* W, co
   }
 }
 
-void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+void gemm_own_dot(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
   constexpr int NR = kNR;
   const int blocks = (N + NR - 1) / NR;
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
@@ -128,6 +149,149 @@ void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float
       for (int j = 0; j < nr; ++j) column_block<1>(M, K, N, x, W, bias, y, n0 + j);
     }
   });
+}
+
+// Outer-product kernel (gemm_own uses it for M >= gemm_outer_min_m). x is packed once per call as xᵀ in blocks of 16 tokens,
+// xp[block][k][16] (zero-padded); a micro-tile is 6 rows of W × 16 tokens: for each k, 2 ymm of xp
+// (L1/L2) and 6 broadcasts of W[n][k] (streamed from memory once per 16 tokens) into 12 accumulators.
+// No horizontal sums, W stays in its [N, K] layout (no repacking of the weights), any K works.
+constexpr int kOR = 6;  // W rows per micro-tile
+constexpr int kOB = 16;  // tokens per packed x block
+
+#ifdef LT_AVX2
+// c[NR][16] (+)= W[0..NR)[0..kc) · xp[0..kc)[16]; W rows have stride ldw. `next` (may be null): rows
+// of the next W block at the same k, prefetched so the weight stream overlaps the FMAs.
+template <int NR, int MW>
+static inline void outer_tile(int kc, int ldw, const float* xp, const float* W, float* c, bool accumulate,
+                              const float* next) {
+  __m256 acc[NR][MW];
+  for (int i = 0; i < NR; ++i)
+    for (int j = 0; j < MW; ++j) acc[i][j] = accumulate ? _mm256_load_ps(c + i * kOB + 8 * j) : _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    if (next) {
+      for (int i = 0; i < kOR; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + size_t(i) * ldw + k), _MM_HINT_T0);
+    }
+#pragma GCC unroll 16
+    for (int kk = 0; kk < 16; ++kk) {
+      const float* xk = xp + size_t(k + kk) * kOB;
+      __m256 xv[MW];
+      for (int j = 0; j < MW; ++j) xv[j] = _mm256_load_ps(xk + 8 * j);
+      for (int i = 0; i < NR; ++i) {
+        const __m256 w = _mm256_broadcast_ss(W + size_t(i) * ldw + k + kk);
+        for (int j = 0; j < MW; ++j) acc[i][j] = _mm256_fmadd_ps(w, xv[j], acc[i][j]);
+      }
+    }
+  }
+  for (; k < kc; ++k) {
+    const float* xk = xp + size_t(k) * kOB;
+    __m256 xv[MW];
+    for (int j = 0; j < MW; ++j) xv[j] = _mm256_load_ps(xk + 8 * j);
+    for (int i = 0; i < NR; ++i) {
+      const __m256 w = _mm256_broadcast_ss(W + size_t(i) * ldw + k);
+      for (int j = 0; j < MW; ++j) acc[i][j] = _mm256_fmadd_ps(w, xv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NR; ++i)
+    for (int j = 0; j < MW; ++j) _mm256_store_ps(c + i * kOB + 8 * j, acc[i][j]);
+}
+
+constexpr int kOSuper = 64;  // tokens whose accumulators are kept per W block (4 packed blocks)
+
+template <int NR>
+static void outer_block(int M, int N, int K, int kc, const float* xp, const float* W, const float* bias, float* y,
+                        int n0, const float* next) {
+  alignas(32) float c[kOSuper / kOB][kOR * kOB];
+  const float* w = W + size_t(n0) * K;
+  for (int s0 = 0; s0 < M; s0 += kOSuper) {
+    const int sm = std::min(kOSuper, M - s0);
+    for (int k0 = 0; k0 < K; k0 += kc) {
+      const int kl = std::min(kc, K - k0);
+      const float* pf = next ? next + k0 : nullptr;
+      for (int m0 = 0; m0 < sm; m0 += kOB) {
+        const int mr = std::min(kOB, sm - m0);
+        const float* xb = xp + size_t(s0 + m0) * K + size_t(k0) * kOB;  // packed block (s0 + m0) / kOB
+        float* cb = c[m0 / kOB];
+        if (mr > 8) outer_tile<NR, 2>(kl, K, xb, w + k0, cb, k0 > 0, pf);
+        else outer_tile<NR, 1>(kl, K, xb, w + k0, cb, k0 > 0, pf);
+        pf = nullptr;  // later blocks of tokens find W's rows in cache
+      }
+    }
+    next = nullptr;
+    for (int m0 = 0; m0 < sm; m0 += kOB) {
+      const int mr = std::min(kOB, sm - m0);
+      const float* cb = c[m0 / kOB];
+      for (int j = 0; j < mr; ++j) {
+        float* yr = y + size_t(s0 + m0 + j) * N + n0;
+        for (int i = 0; i < NR; ++i) yr[i] = cb[i * kOB + j] + (bias ? bias[n0 + i] : 0.0f);
+      }
+    }
+  }
+}
+#endif
+
+// Tuning knobs, measured on the 2-core Zen 3 build machine with weights streamed from memory
+// (docs/decisions/0007-engine-cpu-gemm.md): K-blocking (kc = 128..512) gave nothing over the
+// whole K (x's packed block comes from L2 at 64 B per 12 FMAs, which L2 sustains); prefetching
+// 1 or 2 W blocks ahead measured the same; the outer kernel wins from M = 8 on.
+int gemm_outer_kc = 0;     // <= 0: whole K
+int gemm_outer_pf = 1;     // W blocks ahead to prefetch
+
+void gemm_own_outer(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+#ifdef LT_AVX2
+  if (M <= 0 || K <= 0) return gemm_own_dot(pool, M, N, K, x, W, bias, y);  // y = bias (K = 0)
+  const int nb = (M + kOB - 1) / kOB;
+  static thread_local std::vector<float, AlignedAllocator<float>> xpack;
+  const size_t need = size_t(nb) * kOB * K;
+  if (xpack.size() < need) xpack.resize(need);  // grows once to the largest step; then allocation-free
+  float* xp = xpack.data();
+  // Pack xᵀ: k ranges of 64 in parallel when the copy is big enough to pay for a pool job.
+  auto pack = [&](int64_t c0, int64_t c1) {
+    const int k0 = int(c0) * 64, k1 = std::min(K, int(c1) * 64);
+    for (int b = 0; b < nb; ++b) {
+      float* dst = xp + size_t(b) * kOB * K;
+      const int mr = std::min(kOB, M - b * kOB);
+      for (int j = 0; j < kOB; ++j) {
+        if (j < mr) {
+          const float* src = x + size_t(b * kOB + j) * K;
+          for (int k = k0; k < k1; ++k) dst[size_t(k) * kOB + j] = src[k];
+        } else {
+          for (int k = k0; k < k1; ++k) dst[size_t(k) * kOB + j] = 0.0f;
+        }
+      }
+    }
+  };
+  const int64_t kchunks = (K + 63) / 64;
+  if (size_t(M) * K >= 16384) pool.parallel_for(kchunks, pack);
+  else pack(0, kchunks);
+  const int kc = gemm_outer_kc > 0 ? gemm_outer_kc : K;
+  const int blocks = (N + kOR - 1) / kOR;
+  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int n0 = int(b) * kOR;
+      const int nr = std::min(kOR, N - n0);
+      const int pn = n0 + gemm_outer_pf * kOR;  // first row of the W block prefetched now
+      const float* next = pn + kOR <= N ? W + size_t(pn) * K : nullptr;
+      switch (nr) {
+        case 6: outer_block<6>(M, N, K, kc, xp, W, bias, y, n0, next); break;
+        case 5: outer_block<5>(M, N, K, kc, xp, W, bias, y, n0, next); break;
+        case 4: outer_block<4>(M, N, K, kc, xp, W, bias, y, n0, next); break;
+        case 3: outer_block<3>(M, N, K, kc, xp, W, bias, y, n0, next); break;
+        case 2: outer_block<2>(M, N, K, kc, xp, W, bias, y, n0, next); break;
+        default: outer_block<1>(M, N, K, kc, xp, W, bias, y, n0, next); break;
+      }
+    }
+  });
+#else
+  gemm_own_dot(pool, M, N, K, x, W, bias, y);
+#endif
+}
+
+int gemm_outer_min_m = 8;  // M below this: the dot-product kernel (bound by bandwidth there)
+
+void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+  if (M >= gemm_outer_min_m) gemm_own_outer(pool, M, N, K, x, W, bias, y);
+  else gemm_own_dot(pool, M, N, K, x, W, bias, y);
 }
 
 void gemm_blas(int threads, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
