@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { encodeEvent, parseEvent, subjectFor, type KnownEvent } from '@longtail/contracts';
 import { createDatabase, type DatabaseHandle } from '@longtail/database';
 import { connectMessaging, createEventPublisher, eventCodec, type EventPublisher, type MessagingConnection } from '@longtail/messaging';
+import { FAILPOINT_EXIT_CODE } from '@longtail/service';
 import { useDatabase, useNats, waitFor } from '@longtail/testenv';
 import type { Address } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,10 +23,10 @@ import { CumulativeTree } from '../tree/cumulative-tree.js';
 import type { LedgerDatabase } from '../store/schema.js';
 
 const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
-const FAILPOINT_EXIT_CODE = 86;
+
 const E18 = 10n ** 18n;
 
-describe.skipIf(!existsSync(MAIN))('ledger process killed by failpoints', () => {
+describe('ledger process killed by failpoints', () => {
   const nats = useNats();
   const database = useDatabase({ prefix: 'ledger_failpoints' });
   let f: ChainFixture;
@@ -35,6 +36,7 @@ describe.skipIf(!existsSync(MAIN))('ledger process killed by failpoints', () => 
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npm run build:ts)`);
     f = await startChainFixture();
     conn = await connectMessaging({ servers: nats().url, name: 'ledger-failpoints-test' });
     publisher = createEventPublisher(
