@@ -8,3 +8,4 @@ export { HealthModule, runService, type HealthModuleOptions, type RunningService
 export { FAILPOINT_EXIT_CODE, failpoint } from './failpoints.js';
 export { contractCodec, longtailProvisionSpec, parseKnownEvent, serviceMessaging, type ServiceMessagingOptions } from './messaging.js';
 export { DATABASE, ServiceDatabaseModule, natsProbe, postgresProbe, type ServiceDatabaseOptions } from './database.js';
+export { commandPayload } from './commands.js';

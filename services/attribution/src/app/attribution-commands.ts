@@ -12,22 +12,13 @@
  *   longtail.attribution.close-epoch      {}   (operator: publish the open epoch's close marker)
  */
 import { Inject, Injectable } from '@nestjs/common';
-import type { z } from 'zod';
 
-import { CommandError, OnCommand } from '@longtail/messaging';
+import { OnCommand } from '@longtail/messaging';
+import { commandPayload } from '@longtail/service';
 
 import { EpochCloser } from '../epochs/epoch-closer.js';
 import { AttributionQueries, QuerySchemas } from '../queries/attribution-queries.js';
 
-function parse<S extends z.ZodType>(schema: S, payload: unknown): z.output<S> {
-  const result = schema.safeParse(payload ?? {});
-  if (!result.success)
-    throw new CommandError(
-      'invalid_request',
-      result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-    );
-  return result.data;
-}
 
 @Injectable()
 export class AttributionCommands {
@@ -38,32 +29,32 @@ export class AttributionCommands {
 
   @OnCommand('longtail.attribution.earnings')
   earnings(payload: unknown) {
-    return this.queries.earnings(parse(QuerySchemas.earnings, payload));
+    return this.queries.earnings(commandPayload(QuerySchemas.earnings, payload));
   }
 
   @OnCommand('longtail.attribution.statement')
   statement(payload: unknown) {
-    return this.queries.statement(parse(QuerySchemas.statement, payload));
+    return this.queries.statement(commandPayload(QuerySchemas.statement, payload));
   }
 
   @OnCommand('longtail.attribution.adapter-revenue')
   adapterRevenue(payload: unknown) {
-    return this.queries.adapterRevenue(parse(QuerySchemas.adapterRevenue, payload));
+    return this.queries.adapterRevenue(commandPayload(QuerySchemas.adapterRevenue, payload));
   }
 
   @OnCommand('longtail.attribution.datanet-revenue')
   datanetRevenue(payload: unknown) {
-    return this.queries.datanetRevenue(parse(QuerySchemas.datanetRevenue, payload));
+    return this.queries.datanetRevenue(commandPayload(QuerySchemas.datanetRevenue, payload));
   }
 
   @OnCommand('longtail.attribution.usage')
   usage(payload: unknown) {
-    return this.queries.usage(parse(QuerySchemas.usage, payload));
+    return this.queries.usage(commandPayload(QuerySchemas.usage, payload));
   }
 
   @OnCommand('longtail.attribution.epochs')
   async epochs(payload: unknown) {
-    const rows = await this.queries.epochs(parse(QuerySchemas.epochs, payload));
+    const rows = await this.queries.epochs(commandPayload(QuerySchemas.epochs, payload));
     return rows.map((r) => ({
       ...r,
       first_sequence: r.first_sequence.toString(),

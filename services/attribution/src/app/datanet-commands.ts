@@ -38,6 +38,7 @@ import {
   WrongExpectedSequence,
   type MessagingConnection,
 } from '@longtail/messaging';
+import { commandPayload } from '@longtail/service';
 import { Objm } from '@nats-io/obj';
 
 import { decideDatanet, type DatanetCommand, type DatanetState } from '../datanets/datanet-decider.js';
@@ -62,15 +63,6 @@ const AddContribution = z.strictObject({
 });
 const CutSnapshot = z.strictObject({ datanetId: DatanetIdSchema, snapshotId: OpaqueIdSchema });
 
-function parse<S extends z.ZodType>(schema: S, payload: unknown): z.output<S> {
-  const result = schema.safeParse(payload ?? {});
-  if (!result.success)
-    throw new CommandError(
-      'invalid_request',
-      result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-    );
-  return result.data;
-}
 
 @Injectable()
 export class DatanetCommands {
@@ -86,7 +78,7 @@ export class DatanetCommands {
 
   @OnCommand('longtail.datanets.create')
   async create(payload: unknown) {
-    const command = parse(Create, payload);
+    const command = commandPayload(Create, payload);
     const decision = decideDatanet({ kind: 'create', ...command }, await this.#state(command.datanetId));
     if (!decision.ok) throw new CommandError(decision.code, decision.message);
     const event = createEvent(DatanetCreatedV1, decision.data as never, {
@@ -99,7 +91,7 @@ export class DatanetCommands {
 
   @OnCommand('longtail.datanets.add-contribution')
   async addContribution(payload: unknown) {
-    const { contentBase64, ...command } = parse(AddContribution, payload);
+    const { contentBase64, ...command } = commandPayload(AddContribution, payload);
     let objectKey: string | undefined;
     if (contentBase64 !== undefined) {
       const content = Buffer.from(contentBase64, 'base64');
@@ -132,7 +124,7 @@ export class DatanetCommands {
 
   @OnCommand('longtail.datanets.cut-snapshot')
   async cutSnapshot(payload: unknown) {
-    const command = parse(CutSnapshot, payload);
+    const command = commandPayload(CutSnapshot, payload);
     const state = await this.#state(command.datanetId);
     const decision = decideDatanet({ kind: 'cut-snapshot', ...command }, state);
     if (!decision.ok) throw new CommandError(decision.code, decision.message);

@@ -10,6 +10,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { CommandError, OnCommand } from '@longtail/messaging';
+import { commandPayload } from '@longtail/service';
 
 import { LedgerQueries } from '../queries/ledger-queries.js';
 
@@ -18,11 +19,6 @@ export const LedgerQuerySchemas = {
   epoch: z.object({ epoch: z.coerce.number().int().nonnegative() }),
 };
 
-function parse<S extends z.ZodType>(schema: S, payload: unknown): z.output<S> {
-  const result = schema.safeParse(payload ?? {});
-  if (!result.success) throw new CommandError('invalid_request', result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  return result.data;
-}
 
 @Injectable()
 export class LedgerCommands {
@@ -30,12 +26,12 @@ export class LedgerCommands {
 
   @OnCommand('longtail.ledger.account')
   account(payload: unknown) {
-    return this.queries.accountPayout(parse(LedgerQuerySchemas.account, payload).account);
+    return this.queries.accountPayout(commandPayload(LedgerQuerySchemas.account, payload).account);
   }
 
   @OnCommand('longtail.ledger.epoch')
   async epoch(payload: unknown) {
-    const { epoch } = parse(LedgerQuerySchemas.epoch, payload);
+    const { epoch } = commandPayload(LedgerQuerySchemas.epoch, payload);
     const status = await this.queries.epochStatus(epoch);
     if (!status) throw new CommandError('not_found', `no payout for epoch ${epoch}`);
     return status;

@@ -130,7 +130,7 @@ describe('ledger service', () => {
     await conn.js.publish('attribution.epoch.closed.3', body, { msgID: bad.id });
     const jsm = await conn.jsm();
     const dead = await waitFor(() => jsm.streams.getMessage('DLQ', { last_by_subj: 'dlq.ATTRIBUTION.ledger-epochs' }).then((m) => m ?? undefined, () => undefined), { timeoutMs: 15_000, intervalMs: 200 });
-    expect(dead).toBeTruthy();
+    expect(dead.header.get('Longtail-Dlq-Reason')).toMatch(/contract violation/);
     const statuses = await commands.request<EpochPayoutStatus[]>('longtail.ledger.epochs', {});
     expect(statuses.map((s) => s.epoch)).toEqual([0, 1, 2]);
   });
