@@ -63,6 +63,31 @@ const ojson* find_pattern(const ojson& pattern, const std::string& full) {
 
 }  // namespace
 
+void build_adapter_view(const AdapterWeights& w, AdapterView& v,
+                        const std::function<const float*(int, int, bool, int)>& row) {
+  v.base = w.base;
+  v.max_rank = w.max_rank;
+  v.layers.assign(w.layers.size(), {});
+  size_t n = 0;
+  for (const auto& layer : w.layers)
+    for (const LoraModule& m : layer) n += 2 * size_t(m.rank);
+  v.rows.assign(n, nullptr);
+  size_t at = 0;
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    for (int p = 0; p < kNumProj; ++p) {
+      const LoraModule& m = w.layers[l][p];
+      LoraRows& r = v.layers[l][p];
+      r.rank = m.rank;
+      r.scale = m.scale;
+      if (!m.rank) continue;
+      r.A = v.rows.data() + at;
+      for (int k = 0; k < m.rank; ++k) v.rows[at++] = row(int(l), p, false, k);
+      r.Bt = v.rows.data() + at;
+      for (int k = 0; k < m.rank; ++k) v.rows[at++] = row(int(l), p, true, k);
+    }
+  }
+}
+
 Adapter::Adapter() = default;
 Adapter::~Adapter() = default;
 
@@ -298,6 +323,11 @@ std::unique_ptr<Adapter> load_adapter(const std::string& dir_in, const Model& ba
 
   std::unique_ptr<Adapter> ad(new Adapter());
   ad->dir_ = dir;
+  ad->view_ = std::make_unique<AdapterView>();
+  build_adapter_view(*w, *ad->view_, [&](int l, int p, bool is_b, int k) {
+    const LoraModule& m = w->layers[l][p];
+    return is_b ? m.Bt + size_t(k) * proj_out(c, p) : m.A + size_t(k) * proj_in(c, p);
+  });
   ad->weights_ = std::move(w);
   return ad;
 }

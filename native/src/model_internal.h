@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,28 @@ struct LoraModule {
   const float* Bt = nullptr; // [rank, out]: lora_B transposed at load, so the expand step is
                              // rank axpys over contiguous output rows
 };
+
+// One LoRA module as the kernels read it: a pointer per rank row, so rows may live anywhere (the
+// adapter's own arrays, or pages of the adapter pool).
+struct LoraRows {
+  int rank = 0;                       // 0 = this projection has no LoRA
+  float scale = 0.0f;
+  const float* const* A = nullptr;    // [rank] rows of proj_in floats
+  const float* const* Bt = nullptr;   // [rank] rows of proj_out floats
+};
+
+// What a step reads of an adapter. Adapter::view() points into the adapter's own arrays; the
+// adapter pool builds views over its pages.
+struct AdapterView {
+  const Model* base = nullptr;  // the model the adapter was validated against; step() refuses others
+  int max_rank = 0;
+  std::vector<std::array<LoraRows, kNumProj>> layers;  // [layers][proj]
+  std::vector<const float*> rows;  // backing store of every A and Bt row pointer
+};
+
+// Sizes v for w's ranks and fills every row pointer with `row(layer, proj, is_b, k)`.
+void build_adapter_view(const AdapterWeights& w, AdapterView& v,
+                        const std::function<const float*(int layer, int proj, bool is_b, int k)>& row);
 
 struct AdapterWeights {
   const Model* base = nullptr;  // the model it was validated against; step() refuses others

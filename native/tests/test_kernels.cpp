@@ -79,6 +79,8 @@ int main() {
     const S layout[] = {{5, 4}, {1, 1}, {1, 16}, {20, 8}, {1, 3}, {3, 256}, {1, 7}};
     std::vector<LoraSegment> segs;
     std::vector<std::vector<float>> As, Bts;
+    std::vector<std::vector<const float*>> Arows, Btrows;  // rows stored in reverse order: the
+    As.reserve(16), Bts.reserve(16), Arows.reserve(16), Btrows.reserve(16);  // kernel must follow pointers
     int T = 0;
     for (const S& s : layout) {
       As.push_back(random_values(rng, size_t(s.rank) * in, 0.5f));
@@ -88,8 +90,13 @@ int main() {
       g.len = s.len;
       g.rank = s.rank;
       g.scale = 0.5f + 0.1f * float(segs.size());
-      g.A = As.back().data();
-      g.Bt = Bts.back().data();
+      Arows.emplace_back(s.rank), Btrows.emplace_back(s.rank);
+      for (int k = 0; k < s.rank; ++k) {
+        Arows.back()[k] = As.back().data() + size_t(s.rank - 1 - k) * in;
+        Btrows.back()[k] = Bts.back().data() + size_t(s.rank - 1 - k) * out;
+      }
+      g.A = Arows.back().data();
+      g.Bt = Btrows.back().data();
       segs.push_back(g);
       T += s.len + 1;  // leave one token without LoRA between segments
     }
@@ -100,10 +107,10 @@ int main() {
       for (int t = g.start; t < g.start + g.len; ++t) {
         std::vector<double> sh(g.rank);
         for (int k = 0; k < g.rank; ++k)
-          for (int i = 0; i < in; ++i) sh[k] += double(g.A[size_t(k) * in + i]) * x[size_t(t) * in + i];
+          for (int i = 0; i < in; ++i) sh[k] += double(g.A[k][i]) * x[size_t(t) * in + i];
         for (int o2 = 0; o2 < out; ++o2) {
           double s = 0;
-          for (int k = 0; k < g.rank; ++k) s += sh[k] * g.Bt[size_t(k) * out + o2];
+          for (int k = 0; k < g.rank; ++k) s += sh[k] * g.Bt[k][o2];
           ref[size_t(t) * out + o2] += float(g.scale * s);
         }
       }

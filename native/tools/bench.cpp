@@ -277,7 +277,7 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
     StepBatch b;
     for (int i = first; i < first + n; ++i) {
       b.seqs.push_back({seqs[i], &next_tok, 1, engine.sequence_length(seqs[i]),
-                        with_adapters ? adapters[i].get() : nullptr});
+                        with_adapters ? &adapters[i]->view() : nullptr});
     }
     engine.step(b, logits.data());
   };

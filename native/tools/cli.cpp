@@ -1,7 +1,9 @@
 // longtail-engine: command-line front end of the engine.
 //   logits   run a forward pass and print the last position's logits as JSON
 //   inspect  validate a model (and adapter) and print a JSON summary
+//   generate run the runtime (paged KV, continuous batching, sampling) and print the tokens
 //   bench    decode/prefill benchmark with rooflines (see bench/README.md)
+//   serve-bench  the runtime under an open-loop many-adapter workload (see bench/README.md)
 // Errors: one line "error: <message>" on stderr, exit 1. Usage errors: exit 2.
 #include <algorithm>
 #include <chrono>
@@ -18,11 +20,13 @@
 #include <vector>
 
 #include "longtail/engine.h"
+#include "longtail/runtime.h"
 
 using json = nlohmann::json;
 using namespace longtail;
 
 int bench_main(const std::map<std::string, std::string>& opts, const std::string& command_line);
+int serve_bench_main(const std::map<std::string, std::string>& opts, const std::string& command_line);
 
 namespace {
 
@@ -38,6 +42,12 @@ const char* kHelp =
     "  logits   --model DIR --batch FILE.json                   run many sequences batched; FILE is\n"
     "           [{\"tokens\":[...],\"adapter\":\"DIR\"|null,\"chunk\":N}, ...]; prints {\"results\":[{\"logits\":[...]}, ...]}\n"
     "  inspect  --model DIR [--adapter DIR]                      validate and print a JSON summary\n"
+    "  generate --model DIR [--adapter DIR] --tokens 1,2,3 [--max-tokens 16]\n"
+    "           [--temperature T] [--top-k K] [--top-p P] [--min-p M] [--seed S] [--stop 2,3]\n"
+    "           [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--logprobs N]\n"
+    "           prints {\"tokens\":[...],\"finish_reason\":...} (greedy without --temperature)\n"
+    "  serve-bench --model DIR --adapters DIR1,DIR2,... [--names 1000] [--requests 2000] [--prompt 128]\n"
+    "           [--output 64] [--pool 64] [--rate RPS] [--zipf 1] [--out FILE]   open-loop workload\n"
     "  bench    --model DIR --adapters DIR1,DIR2,... [--batches 1,8,32] [--context 128]\n"
     "           [--prefill 256] [--out FILE]                     decode/prefill benchmark with rooflines\n"
     "\n"
@@ -187,7 +197,7 @@ int cmd_logits(const std::map<std::string, std::string>& o) {
       ss.tokens = jobs[i].tokens.data() + consumed[i];
       ss.n_tokens = std::min(left, jobs[i].chunk);
       ss.pos = consumed[i];
-      ss.adapter = jobs[i].adapter;
+      ss.adapter = jobs[i].adapter ? &jobs[i].adapter->view() : nullptr;
       b.seqs.push_back(ss);
       in_step.push_back(i);
     }
@@ -233,6 +243,67 @@ int cmd_inspect(const std::map<std::string, std::string>& o) {
   return 0;
 }
 
+float parse_float(const std::string& s, const std::string& what) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || !std::isfinite(v)) throw UsageError(what + ": '" + s + "' is not a number");
+  return float(v);
+}
+
+int cmd_generate(const std::map<std::string, std::string>& o) {
+  if (!o.count("model")) throw UsageError("generate needs --model DIR");
+  if (!o.count("tokens")) throw UsageError("generate needs --tokens 1,2,3");
+  RuntimeOptions ro;
+  ro.background = false;
+  if (o.count("threads")) ro.threads = parse_int(o.at("threads"), "--threads");
+  GenerateRequest req;
+  req.prompt = parse_tokens(o.at("tokens"));
+  SamplingParams& sp = req.sampling;
+  if (o.count("max-tokens")) sp.max_tokens = parse_int(o.at("max-tokens"), "--max-tokens");
+  if (o.count("temperature")) sp.temperature = parse_float(o.at("temperature"), "--temperature");
+  if (o.count("top-k")) sp.top_k = parse_int(o.at("top-k"), "--top-k");
+  if (o.count("top-p")) sp.top_p = parse_float(o.at("top-p"), "--top-p");
+  if (o.count("min-p")) sp.min_p = parse_float(o.at("min-p"), "--min-p");
+  if (o.count("repetition-penalty")) sp.repetition_penalty = parse_float(o.at("repetition-penalty"), "--repetition-penalty");
+  if (o.count("frequency-penalty")) sp.frequency_penalty = parse_float(o.at("frequency-penalty"), "--frequency-penalty");
+  if (o.count("presence-penalty")) sp.presence_penalty = parse_float(o.at("presence-penalty"), "--presence-penalty");
+  if (o.count("seed")) {
+    const std::string& v = o.at("seed");
+    char* end = nullptr;
+    sp.seed = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0') throw UsageError("--seed: '" + v + "' is not an unsigned integer");
+  }
+  if (o.count("stop")) sp.stop_token_ids = parse_tokens(o.at("stop"));
+  if (o.count("logprobs")) {
+    sp.logprobs = true;
+    sp.top_logprobs = parse_int(o.at("logprobs"), "--logprobs");
+  }
+  Runtime rt(o.at("model"), ro);
+  if (o.count("adapter")) req.adapter = rt.register_adapter("cli", o.at("adapter"));
+  nlohmann::ordered_json tokens = nlohmann::ordered_json::array(), logprobs = nlohmann::ordered_json::array();
+  std::string finish, error;
+  rt.submit(req, [&](const GenerationEvent& ev) {
+    if (ev.token >= 0) {
+      tokens.push_back(ev.token);
+      if (sp.logprobs) {
+        nlohmann::ordered_json top = nlohmann::ordered_json::array();
+        for (const auto& t : ev.top) top.push_back({{"token", t.token}, {"logprob", t.logprob}});
+        logprobs.push_back({{"token", ev.token}, {"logprob", ev.logprob}, {"top", top}});
+      }
+    }
+    if (ev.finish != FinishReason::kNone) {
+      finish = finish_reason_name(ev.finish);
+      error = ev.error;
+    }
+  });
+  rt.run_until_idle();
+  if (finish == "error") throw Error(error);
+  nlohmann::ordered_json j = {{"tokens", tokens}, {"finish_reason", finish}};
+  if (sp.logprobs) j["logprobs"] = logprobs;
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
 std::string one_line(std::string s) {
   for (char& ch : s)
     if (ch == '\n' || ch == '\r') ch = ' ';
@@ -257,8 +328,10 @@ int main(int argc, char** argv) {
     }
     if (cmd == "logits") return cmd_logits(o);
     if (cmd == "inspect") return cmd_inspect(o);
+    if (cmd == "generate") return cmd_generate(o);
     if (cmd == "bench") return bench_main(o, command_line);
-    throw UsageError("unknown command '" + cmd + "' (logits, inspect, bench)");
+    if (cmd == "serve-bench") return serve_bench_main(o, command_line);
+    throw UsageError("unknown command '" + cmd + "' (logits, inspect, generate, bench, serve-bench)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "usage error: %s\n%s", e.what(), kHelp);
     return 2;

@@ -56,6 +56,18 @@ export type {
   LedgerPayoutPosted,
 } from './latest.js';
 
+// The gateway → gpu-worker inference command (core NATS, streamed replies; not an event).
+export {
+  ChatMessageSchema,
+  SamplingSchema,
+  InferenceRequestSchema,
+  InferenceChunkSchema,
+  TokenLogprobSchema,
+  INFERENCE_ERROR_CODES,
+  workerGenerateSubject,
+} from './commands/inference.js';
+export type { ChatMessage, Sampling, InferenceRequest, InferenceChunk } from './commands/inference.js';
+
 // Epoch totals: canonical encoding and hash.
 export {
   canonicalTotalsEncoding,

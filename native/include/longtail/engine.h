@@ -52,6 +52,7 @@ const char* proj_name(int p);  // "q_proj", ...
 
 struct ModelWeights;    // internal: f32 views of every tensor (mmap or converted copies)
 struct AdapterWeights;  // internal: f32 A/B per (layer, projection)
+struct AdapterView;     // internal: what a step reads (row pointers into the adapter or pool pages)
 
 class Model {
  public:
@@ -76,6 +77,7 @@ class Adapter {
   ~Adapter();
   const std::string& dir() const { return dir_; }
   const AdapterWeights& weights() const { return *weights_; }
+  const AdapterView& view() const { return *view_; }
   std::string summary_json() const;
   uint64_t parameter_count() const;
   uint64_t bytes() const;  // f32 bytes of A and B
@@ -85,6 +87,7 @@ class Adapter {
   Adapter();
   std::string dir_;
   std::unique_ptr<AdapterWeights> weights_;
+  std::unique_ptr<AdapterView> view_;
 };
 
 // Loads and validates a model folder: config.json + model.safetensors, or shards listed in
@@ -99,6 +102,12 @@ struct EngineOptions {
   int threads = 0;              // 0 = all cores
   int max_tokens_per_step = 0;  // 0 = 512; scratch buffers are sized for this at construction
   int max_seqs_per_step = 0;    // 0 = 64
+  size_t kv_cache_bytes = 0;    // paged KV cache budget; 0 = 1 GiB (pages are touched on first use)
+  int kv_block_tokens = 0;      // positions per KV block; 0 = 16
+  // "auto": CUDA when the library was built with CUDA and a device is present, else CPU;
+  // "cuda": CUDA or Error ("CUDA backend requested but ..."); "cpu". The environment variable
+  // LONGTAIL_BACKEND (same values) overrides "auto" only.
+  std::string backend = "auto";
 };
 
 using SeqId = int64_t;
@@ -111,7 +120,7 @@ struct SequenceStep {
   const int32_t* tokens = nullptr;
   int n_tokens = 0;
   int pos = 0;
-  const Adapter* adapter = nullptr;  // nullptr = base model
+  const AdapterView* adapter = nullptr;  // nullptr = base model; &Adapter::view() or a pool view
 };
 
 struct StepBatch {
@@ -119,6 +128,7 @@ struct StepBatch {
 };
 
 struct EngineState;  // internal
+class Backend;       // internal (src/backend.h)
 
 class Engine {
  public:
@@ -127,11 +137,18 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Reserves a KV buffer for up to `max_tokens` positions. (Contiguous per sequence for now;
-  // the paged cache replaces this behind the same call.)
+  // KV lives in a paged cache: fixed-size blocks, a block table per sequence, one free list.
+  // create_sequence reserves blocks for `max_tokens` positions up front (0: none yet) and throws
+  // when there are not enough free blocks.
   SeqId create_sequence(int max_tokens);
-  void release_sequence(SeqId seq);
+  // Grows the sequence's block table to hold `positions` positions. False (and nothing taken)
+  // when the free list is short. Throws past max_position_embeddings.
+  bool reserve(SeqId seq, int positions);
+  void release_sequence(SeqId seq);  // returns its blocks to the free list
   int sequence_length(SeqId seq) const;
+  int kv_block_tokens() const;
+  int kv_blocks_total() const;
+  int kv_blocks_free() const;
 
   // Runs one batched forward step. Writes the logits of the last token of every sequence in
   // the step to `logits` ([batch.seqs.size(), vocab], row-major). Allocates nothing.
@@ -139,8 +156,10 @@ class Engine {
 
   const Model& model() const { return model_; }
   int threads() const;
+  const char* backend_name() const;  // "cpu" or "cuda"
 
  private:
+  friend Backend& engine_backend(Engine& e);  // the runtime's adapter pool allocates from it
   const Model& model_;
   std::unique_ptr<EngineState> state_;
 };

@@ -417,17 +417,26 @@ class CpuBackend final : public Backend {
         bgmv_items_.push_back(s);
         continue;
       }
-      // SGMV: tmp[len, rank] = x[seg] · Aᵀ ; y[seg] += scale · tmp · Bt
+      // SGMV: tmp[len, rank] = x[seg] · Aᵀ ; y[seg] += scale · tmp · Bt. The rows are packed into
+      // contiguous matrices first (rank·(in+out) floats, small next to the len·rank·(in+out) FLOPs).
       float* t = tmp + size_t(g.start) * kTmpStride;
-      gemm(g.len, g.rank, in, x + size_t(g.start) * in, g.A, nullptr, t);
+      const size_t need = size_t(g.rank) * (in + out);
+      if (pack_.size() < need) pack_.resize(need);  // grows to the largest module once
+      float* A = pack_.data();
+      float* Bt = A + size_t(g.rank) * in;
+      for (int k = 0; k < g.rank; ++k) {
+        std::memcpy(A + size_t(k) * in, g.A[k], size_t(in) * sizeof(float));
+        std::memcpy(Bt + size_t(k) * out, g.Bt[k], size_t(out) * sizeof(float));
+      }
+      gemm(g.len, g.rank, in, x + size_t(g.start) * in, A, nullptr, t);
       float* yy = y + size_t(g.start) * out;
       if (g.len >= 16) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.len, out, g.rank, g.scale, t, g.rank, g.Bt, out,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.len, out, g.rank, g.scale, t, g.rank, Bt, out,
                     1.0f, yy, out);
       } else {
         pool_.parallel_for(g.len, [&](int64_t i0, int64_t i1) {
           for (int64_t i = i0; i < i1; ++i)
-            for (int k = 0; k < g.rank; ++k) axpy(g.scale * t[i * g.rank + k], g.Bt + size_t(k) * out, yy + i * out, out);
+            for (int k = 0; k < g.rank; ++k) axpy(g.scale * t[i * g.rank + k], Bt + size_t(k) * out, yy + i * out, out);
         });
       }
     }
@@ -441,9 +450,9 @@ class CpuBackend final : public Backend {
           const LoraSegment& g = segs[bgmv_items_[i]];
           float* t = tmp + size_t(g.start) * kTmpStride;
           const float* xx = x + size_t(g.start) * in;
-          for (int k = 0; k < g.rank; ++k) t[k] = g.scale * dot(g.A + size_t(k) * in, xx, in);
+          for (int k = 0; k < g.rank; ++k) t[k] = g.scale * dot(g.A[k], xx, in);
           float* yy = y + size_t(g.start) * out;
-          for (int k = 0; k < g.rank; ++k) axpy(t[k], g.Bt + size_t(k) * out, yy, out);
+          for (int k = 0; k < g.rank; ++k) axpy(t[k], g.Bt[k], yy, out);
         }
       });
       return;
@@ -459,7 +468,7 @@ class CpuBackend final : public Backend {
         const int64_t lo = std::max<int64_t>(b, base), hi = std::min<int64_t>(e, base + g.rank);
         for (int64_t i = lo; i < hi; ++i) {
           const int k = int(i - base);
-          tmp[size_t(g.start) * kTmpStride + k] = g.scale * dot(g.A + size_t(k) * in, x + size_t(g.start) * in, in);
+          tmp[size_t(g.start) * kTmpStride + k] = g.scale * dot(g.A[k], x + size_t(g.start) * in, in);
         }
         base += g.rank;
         if (base >= e) break;
@@ -474,7 +483,7 @@ class CpuBackend final : public Backend {
         const int o0 = int(i % chunks) * kChunk, o1 = std::min(out, o0 + kChunk);
         const float* t = tmp + size_t(g.start) * kTmpStride;
         float* yy = y + size_t(g.start) * out;
-        for (int k = 0; k < g.rank; ++k) axpy(t[k], g.Bt + size_t(k) * out + o0, yy + o0, o1 - o0);
+        for (int k = 0; k < g.rank; ++k) axpy(t[k], g.Bt[k] + o0, yy + o0, o1 - o0);
       }
     });
   }
@@ -510,16 +519,21 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void kv_store(const float* k, const float* v, int T, const KvView* views, const int* pos, int kv_dim) override {
+  void kv_store(const float* k, const float* v, int T, const KvLayer& cache, const KvView* views, const int* pos,
+                int kv_dim) override {
+    const int B = cache.block_tokens;
     for (int t = 0; t < T; ++t) {
-      std::memcpy(views[t].k + size_t(pos[t]) * kv_dim, k + size_t(t) * kv_dim, size_t(kv_dim) * sizeof(float));
-      std::memcpy(views[t].v + size_t(pos[t]) * kv_dim, v + size_t(t) * kv_dim, size_t(kv_dim) * sizeof(float));
+      const size_t row = size_t(views[t].blocks[pos[t] / B]) * B + pos[t] % B;
+      std::memcpy(cache.k + row * kv_dim, k + size_t(t) * kv_dim, size_t(kv_dim) * sizeof(float));
+      std::memcpy(cache.v + row * kv_dim, v + size_t(t) * kv_dim, size_t(kv_dim) * sizeof(float));
     }
   }
 
-  void attention(const float* q, int T, const KvView* views, const int* pos, const AttentionShape& s,
-                 float* out) override {
-    const int hd = s.head_dim, group = s.heads / s.kv_heads, kv_dim = s.kv_heads * hd;
+  // Paged attention: keys 0..pos[t] are read block by block through the token's block table
+  // (rows within a block are contiguous).
+  void attention(const float* q, int T, const KvLayer& cache, const KvView* views, const int* pos,
+                 const AttentionShape& s, float* out) override {
+    const int hd = s.head_dim, group = s.heads / s.kv_heads, kv_dim = s.kv_heads * hd, B = cache.block_tokens;
     const float scale = 1.0f / std::sqrt(float(hd));
     const int64_t items = int64_t(T) * s.heads;
     pool_.parallel_for_tid(items, [&](int64_t b, int64_t e, int tid) {
@@ -527,19 +541,26 @@ class CpuBackend final : public Backend {
       for (int64_t i = b; i < e; ++i) {
         const int t = int(i / s.heads), h = int(i % s.heads), kvh = h / group;
         const float* qv = q + (size_t(t) * s.heads + h) * hd;
-        const float* K = views[t].k + size_t(kvh) * hd;
-        const float* V = views[t].v + size_t(kvh) * hd;
+        const int32_t* table = views[t].blocks;
         const int n = pos[t] + 1;  // causal: keys 0..pos
         float mx = -INFINITY;
-        for (int j = 0; j < n; ++j) {
-          sc[j] = dot(qv, K + size_t(j) * kv_dim, hd) * scale;
-          mx = std::max(mx, sc[j]);
+        for (int j0 = 0; j0 < n; j0 += B) {
+          const float* K = cache.k + size_t(table[j0 / B]) * B * kv_dim + size_t(kvh) * hd;
+          const int m = std::min(B, n - j0);
+          for (int j = 0; j < m; ++j) {
+            sc[j0 + j] = dot(qv, K + size_t(j) * kv_dim, hd) * scale;
+            mx = std::max(mx, sc[j0 + j]);
+          }
         }
         const float sum = exp_shift_sum(sc, n, mx);
         float* o = out + (size_t(t) * s.heads + h) * hd;
         std::memset(o, 0, size_t(hd) * sizeof(float));
         const float inv = 1.0f / sum;
-        for (int j = 0; j < n; ++j) axpy(sc[j] * inv, V + size_t(j) * kv_dim, o, hd);
+        for (int j0 = 0; j0 < n; j0 += B) {
+          const float* V = cache.v + size_t(table[j0 / B]) * B * kv_dim + size_t(kvh) * hd;
+          const int m = std::min(B, n - j0);
+          for (int j = 0; j < m; ++j) axpy(sc[j0 + j] * inv, V + size_t(j) * kv_dim, o, hd);
+        }
       }
     });
   }
@@ -571,6 +592,7 @@ class CpuBackend final : public Backend {
   int context_ = 0;
   std::vector<float> scores_;   // [threads, context]: attention scores per thread
   std::vector<int> bgmv_items_;  // reserved once; clear()/push_back do not reallocate below 4096
+  std::vector<float> pack_;      // SGMV: A and Bt rows of one module, packed contiguous
 };
 
 CpuBackend* make_cpu_backend(const CpuBackendOptions& opt) { return new CpuBackend(opt); }

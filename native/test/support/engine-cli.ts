@@ -85,6 +85,30 @@ export async function engineLogits(
   return answer.logits as number[];
 }
 
+/** `generate --model M [--adapter A] --tokens 1,2,3 --max-tokens N [...extra]` → tokens and finish reason. */
+export async function engineGenerate(
+  model: string,
+  tokens: readonly number[],
+  maxTokens: number,
+  adapter?: string,
+  extra: readonly string[] = [],
+): Promise<{ tokens: number[]; finish_reason: string }> {
+  const args = [
+    'generate',
+    '--model',
+    model,
+    ...(adapter ? ['--adapter', adapter] : []),
+    '--tokens',
+    tokens.join(','),
+    '--max-tokens',
+    String(maxTokens),
+    ...extra,
+  ];
+  const answer = (await runJson(args)) as { tokens?: unknown; finish_reason?: unknown };
+  if (!Array.isArray(answer.tokens)) throw new Error(`no "tokens" array in the answer to ${args.join(' ')}`);
+  return { tokens: answer.tokens as number[], finish_reason: String(answer.finish_reason) };
+}
+
 export interface BatchSequence {
   readonly tokens: readonly number[];
   readonly adapter: string | null;

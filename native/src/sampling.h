@@ -1,0 +1,44 @@
+// Token sampling for one sequence: penalties, temperature, top-k, top-p, min-p, seeded draw, and
+// log-probabilities. Deterministic: the draw for output position i depends only on (seed, i) and
+// the logits, so the same seed and inputs give the same tokens whatever else shares the batch,
+// and recomputation after preemption does not change what was already sampled.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "longtail/runtime.h"
+
+namespace longtail {
+
+struct Sampled {
+  int32_t token = -1;
+  float logprob = 0.0f;           // of `token`, log-softmax of the raw logits (when requested)
+  std::vector<TokenLogprob> top;  // top_logprobs alternatives of the raw distribution, best first
+};
+
+class Sampler {
+ public:
+  // `prompt` feeds the repetition penalty. `params` must have passed validate_sampling.
+  Sampler(const SamplingParams& params, const int32_t* prompt, int n_prompt, int vocab);
+
+  // Chooses the next token from raw logits [vocab] and records it (penalty counts, position).
+  // `logits` is not modified. Allocates only on first use (scratch is kept between calls).
+  Sampled next(const float* logits);
+
+  int generated() const { return generated_; }
+  const SamplingParams& params() const { return p_; }
+
+ private:
+  SamplingParams p_;
+  int vocab_ = 0;
+  int generated_ = 0;
+  std::unordered_map<int32_t, int> output_counts_;  // token → times generated
+  std::vector<int32_t> seen_;                       // distinct prompt ∪ output tokens (repetition)
+  std::vector<uint8_t> seen_mask_;                  // [vocab]
+  std::vector<float> work_;                         // [vocab] scratch
+  std::vector<int32_t> idx_;                        // [vocab] scratch
+};
+
+}  // namespace longtail
