@@ -6,3 +6,4 @@ if [ ! -f build/release/CMakeCache.txt ]; then
   cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build build/release -j2
+sh scripts/build-addon.sh

@@ -109,6 +109,7 @@ Runtime::Runtime(const std::string& model_dir, RuntimeOptions opt) : state_(std:
   eo.max_seqs_per_step = opt.max_running;
   eo.kv_cache_bytes = opt.kv_cache_bytes ? opt.kv_cache_bytes : (size_t(256) << 20);
   eo.kv_block_tokens = opt.kv_block_tokens;
+  eo.backend = opt.backend;
   s.engine = std::make_unique<Engine>(*s.model, eo);
   AdapterPoolOptions po;
   po.pool_bytes = opt.adapter_pool_bytes ? opt.adapter_pool_bytes : lora_floats_rank16(c) * 4 * 64 * 5 / 4;
@@ -133,10 +134,10 @@ Runtime::Runtime(const std::string& model_dir, RuntimeOptions opt) : state_(std:
         try {
           step();
         } catch (const std::exception& e) {
-          // A bug, not an input error (inputs are validated at submit): report it on stderr and
-          // keep serving; the requests of the failed step stay queued.
+          // A bug, not an input error (inputs are validated at submit): the requests in the
+          // runtime end with the error (none hangs) and the runtime goes on with new ones.
           std::fprintf(stderr, "longtail runtime: step failed: %s\n", e.what());
-          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          abort_all(std::string("engine step failed: ") + e.what());
         }
       }
     });
@@ -258,7 +259,22 @@ bool Runtime::step() {
   AdapterPool& pool = *s.pool;
   RuntimeStats& k = s.counters;
 
-  // Ends a request: frees its blocks, unpins its adapter, sends its last event.
+  // Last events wait until the stats snapshot shows their requests finished and their blocks free,
+  // so a client that reads stats() on its last event sees the engine as it left it.
+  std::vector<std::pair<EventSink, GenerationEvent>> finals;
+  auto publish = [&]() {
+    {
+      std::lock_guard<std::mutex> lk(s.mu);
+      s.snapshot = k;
+      s.snapshot.waiting = int(s.waiting.size() + s.inbox.size());
+      s.snapshot.running = int(s.running.size());
+      s.snapshot.kv_blocks_free = engine.kv_blocks_free();
+    }
+    for (auto& [sink, ev] : finals) emit(sink, ev);
+    finals.clear();
+  };
+
+  // Ends a request: frees its blocks, unpins its adapter, queues its last event.
   auto finish = [&](Request& r, GenerationEvent ev) {
     if (r.seq >= 0) engine.release_sequence(r.seq);
     r.seq = -1;
@@ -272,7 +288,7 @@ bool Runtime::step() {
       --s.adapter_uses[r.adapter];
     }
     ++k.finished;
-    emit(r.sink, ev);
+    finals.emplace_back(std::move(r.sink), std::move(ev));  // sent after the stats are published
   };
   auto end_with = [&](Request& r, FinishReason why, const std::string& error = "") {
     GenerationEvent ev;
@@ -320,11 +336,7 @@ bool Runtime::step() {
     ++it;
   }
   if (s.waiting.empty() && s.running.empty()) {
-    std::lock_guard<std::mutex> lk(s.mu);
-    s.snapshot = k;
-    s.snapshot.waiting = 0;
-    s.snapshot.running = 0;
-    s.snapshot.kv_blocks_free = engine.kv_blocks_free();
+    publish();
     return false;
   }
 
@@ -464,12 +476,35 @@ bool Runtime::step() {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 
-  std::lock_guard<std::mutex> lk(s.mu);
-  s.snapshot = k;
-  s.snapshot.waiting = int(s.waiting.size() + s.inbox.size());
-  s.snapshot.running = int(s.running.size());
-  s.snapshot.kv_blocks_free = engine.kv_blocks_free();
+  publish();
   return true;
+}
+
+void Runtime::abort_all(const std::string& why) {
+  RuntimeState& s = *state_;
+  auto end = [&](Request& r) {
+    if (r.seq >= 0) s.engine->release_sequence(r.seq);
+    if (r.view) s.pool->release(r.adapter);
+    GenerationEvent ev;
+    ev.request = r.id;
+    ev.finish = FinishReason::kError;
+    ev.error = why;
+    ev.prompt_tokens = r.prompt_len;
+    ev.completion_tokens = r.completion();
+    if (r.adapter != -1) {
+      std::lock_guard<std::mutex> lk(s.mu);
+      --s.adapter_uses[r.adapter];
+    }
+    emit(r.sink, ev);
+  };
+  for (auto& r : s.waiting) end(*r);
+  for (auto& r : s.running) end(*r);
+  s.waiting.clear();
+  s.running.clear();
+  std::lock_guard<std::mutex> lk(s.mu);
+  s.snapshot.waiting = int(s.inbox.size());
+  s.snapshot.running = 0;
+  s.snapshot.kv_blocks_free = s.engine->kv_blocks_free();
 }
 
 }  // namespace longtail

@@ -130,6 +130,7 @@ class Runtime {
   RuntimeStats stats() const;
 
  private:
+  void abort_all(const std::string& why);  // ends every waiting and running request with kError
   std::unique_ptr<RuntimeState> state_;
 };
 
