@@ -4,16 +4,8 @@
 # Result: bench/results/engine-cpu.json. Usage: sh bench/engine-cpu.sh [extra bench options]
 set -eu
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.tools/node/package/bin:$PATH"
-TMP=bench/tmp/engine-cpu
-GEN="node libs/model-fixtures/src/cli.ts"
+. bench/engine-model.sh
 N_ADAPTERS="${N_ADAPTERS:-32}"
-mkdir -p "$TMP" bench/results
-(cd native && sh scripts/build.sh >/dev/null)
-if [ ! -f "$TMP/model/config.json" ]; then
-  $GEN model --out "$TMP/model" --hidden 768 --layers 12 --heads 12 --kv-heads 4 --intermediate 2048 \
-    --vocab 32000 --dtype f32 --seed 1 --tied --max-pos 4096 >/dev/null
-fi
 ADAPTERS=""
 i=1
 while [ "$i" -le "$N_ADAPTERS" ]; do

@@ -7,16 +7,8 @@
 #   sh bench/engine-runtime.sh --requests 2000 --rate 4
 set -eu
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.tools/node/package/bin:$PATH"
-TMP=bench/tmp/engine-cpu
-GEN="node libs/model-fixtures/src/cli.ts"
+. bench/engine-model.sh
 FOLDERS="${FOLDERS:-16}"
-mkdir -p "$TMP" bench/results
-(cd native && sh scripts/build.sh >/dev/null)
-if [ ! -f "$TMP/model/config.json" ]; then
-  $GEN model --out "$TMP/model" --hidden 768 --layers 12 --heads 12 --kv-heads 4 --intermediate 2048 \
-    --vocab 32000 --dtype f32 --seed 1 --tied --max-pos 4096 >/dev/null
-fi
 ADAPTERS=""
 for rank in 8 16 32; do
   i=1

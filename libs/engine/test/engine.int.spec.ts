@@ -17,16 +17,16 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MALFORMED_ITEMS } from '@longtail/model-fixtures';
 import { ADDON_PATH, Engine, type EngineStats, type GenerationResult } from '@longtail/engine-node';
-import {
-  GQA,
-  cliError,
-  cliGenerate,
-  cliHasGenerate,
-  cliLogits,
-  createFixtures,
-  runCli,
-  type Fixtures,
-} from './support/fixtures.ts';
+import { engineGenerate, engineLogits, runEngine } from '../../../native/test/support/engine-cli.ts';
+import { GQA, createFixtures, type Fixtures } from './support/fixtures.ts';
+
+/** The `error: ` line of a failed CLI run, without the prefix. */
+function cliError(run: { stderr: string }): string | undefined {
+  return run.stderr
+    .split('\n')
+    .find((l) => l.startsWith('error: '))
+    ?.slice('error: '.length);
+}
 
 let fx: Fixtures;
 
@@ -112,16 +112,14 @@ describe('greedy streaming generation', () => {
     expect(streamed).toHaveLength(maxTokens);
     const adapterDir = adapter ? fx.adapter('gqa-r4-all7') : undefined;
 
-    if (await cliHasGenerate()) {
-      const ref = await cliGenerate(fx.model(GQA), p, maxTokens, adapterDir);
-      expect(streamed).toEqual(ref.tokens);
-      expect(ref.finish_reason).toBe('length');
-    }
+    const ref = await engineGenerate(fx.model(GQA), p, maxTokens, adapterDir);
+    expect(streamed).toEqual(ref.tokens);
+    expect(ref.finish_reason).toBe('length');
     // Independent of the runtime: each streamed token is the argmax of the plain engine's logits
     // (teacher-forced on the streamed prefix; 1e-4 absorbs paged-vs-contiguous rounding).
     const context = [...p];
     for (const token of streamed.slice(0, 8)) {
-      const logits = await cliLogits(fx.model(GQA), context, adapterDir);
+      const logits = await engineLogits(fx.model(GQA), context, adapterDir);
       const max = Math.max(...logits);
       expect(logits[token]!, `token ${token} after ${context.join(',')}: max ${max}`).toBeGreaterThanOrEqual(
         max - 1e-4,
@@ -311,7 +309,7 @@ describe('adapters', () => {
         if (item.expect.tensor) expect(msg).toContain(item.expect.tensor);
         // The same words the CLI prints for the folder.
         const cli = cliError(
-          await runCli([
+          await runEngine([
             'inspect',
             '--model',
             fx.malformed('base'),
@@ -333,7 +331,7 @@ describe('adapters', () => {
           (e: unknown) => e as Error,
         );
         expect(err, 'Engine.open should reject').toBeInstanceOf(Error);
-        const cli = cliError(await runCli(['inspect', '--model', fx.malformed(item.model)]));
+        const cli = cliError(await runEngine(['inspect', '--model', fx.malformed(item.model)]));
         expect(err!.message).toBe(cli);
       });
     },
