@@ -1,6 +1,7 @@
 /**
  * The README's run command stays true: `npm start` (scripts/start.mjs, here without its build
- * step) brings every service up, prints a working request, and Ctrl-C stops it all cleanly.
+ * step) brings every service up with the demo model and adapters, prints working requests (a chat
+ * completion on a demo adapter, an adapter registration), and Ctrl-C stops it all cleanly.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +30,8 @@ describe('npm start', () => {
       expect(out, out).toContain('longtail is running.');
       for (const name of ['gateway', 'scheduler', 'gpu-worker', 'attribution', 'ledger']) expect(out).toMatch(new RegExp(`${name} +ready at`));
       const key = /admin key\s+(\S+)/.exec(out)?.[1];
-      const body = /-d '(\{.*\})'/.exec(out)?.[1];
+      const chat = /chat\/completions .*\n.*-d '(\{.*\})'/.exec(out)?.[1];
+      const body = /v1\/adapters .*\n.*-d '(\{.*\})'/.exec(out)?.[1];
       expect(key).toMatch(/^lt_admin_/);
       const res = await fetch(`http://127.0.0.1:${port}/v1/adapters`, {
         method: 'POST',
@@ -37,6 +39,19 @@ describe('npm start', () => {
         body: body!,
       });
       expect(res.status).toBe(201);
+      // The printed chat request is served by the demo model and adapter, through the engine.
+      const answer = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: chat!,
+      });
+      const completion = (await answer.json()) as {
+        choices?: { message: { content: string } }[];
+        usage?: { completion_tokens: number };
+      };
+      expect(answer.status, JSON.stringify(completion)).toBe(200);
+      expect(completion.choices?.[0]?.message.content.length).toBeGreaterThan(0);
+      expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
     } finally {
       child.kill('SIGINT');
     }

@@ -4,8 +4,12 @@
 // servers the tests use), then every service, waits until each is ready and prints where to
 // send a request. Ctrl-C stops the services gracefully, then the servers, and removes the data.
 //
+// The gpu-worker serves a generated demo model (`tiny-llama`: a small random Llama with the real
+// Llama 3 tokenizer and chat template, so its text is gibberish but every byte of the path is real)
+// and DEMO_ADAPTERS generated PEFT adapters (`tiny-llama:demo/adapter-01`, ...).
+//
 // Settings: PORT (gateway, default 8080), EPOCH_SECONDS (attribution, default 300), LONGTAIL_ADMIN_KEY (default: a fresh random key),
-// LOG_LEVEL (default warn, so the terminal stays readable), LONGTAIL_SKIP_BUILD=1.
+// DEMO_ADAPTERS (default 24), LOG_LEVEL (default warn, so the terminal stays readable), LONGTAIL_SKIP_BUILD=1.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,6 +69,25 @@ try {
   await admin.query('create database longtail');
   await admin.end();
 
+  log('generating the demo model and adapters...');
+  const modelDir = join(dataDir, 'models', 'tiny-llama');
+  const fixtures = (...args) => {
+    const run = spawnSync(process.execPath, [join(root, 'libs/model-fixtures/src/cli.ts'), ...args], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`model-fixtures ${args[0]}: ${run.stderr.trim()}`);
+  };
+  fixtures('model', '--out', modelDir, '--hidden', '64', '--layers', '2', '--heads', '4', '--kv-heads', '2',
+    '--intermediate', '128', '--vocab', '128256', '--dtype', 'f32', '--seed', '1', '--tied', '--max-pos', '4096',
+    '--tokenizer', 'llama3');
+  const adapterDirs = {};
+  const demoAdapters = Number(process.env.DEMO_ADAPTERS ?? 24);
+  for (let i = 1; i <= demoAdapters; i++) {
+    const name = `tiny-llama:demo/adapter-${String(i).padStart(2, '0')}`;
+    const dir = join(dataDir, 'adapters', `adapter-${i}`);
+    fixtures('adapter', '--base', modelDir, '--out', dir, '--rank', String(4 << (i % 3)), '--alpha', '16',
+      '--modules', 'all-linear', '--seed', String(1000 + i));
+    adapterDirs[name] = dir;
+  }
+
   const adminKey = process.env.LONGTAIL_ADMIN_KEY ?? `lt_admin_${randomBytes(24).toString('base64url')}`;
   const gatewayPort = Number(process.env.PORT ?? 8080);
   const common = { NATS_URL: nats.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', PATH: process.env.PATH ?? '' };
@@ -72,7 +95,17 @@ try {
   const services = [
     { name: 'gateway', port: gatewayPort, env: { LONGTAIL_ADMIN_KEY: adminKey } },
     { name: 'scheduler', port: await freePort(), env: { DATABASE_URL: databaseUrl } },
-    { name: 'gpu-worker', port: await freePort(), env: { WORKER_ID: 'local-worker-1' } },
+    {
+      name: 'gpu-worker',
+      port: await freePort(),
+      env: {
+        WORKER_ID: 'local-worker-1',
+        BASE_MODEL: 'tiny-llama',
+        MODEL_DIR: modelDir,
+        ADAPTER_DIRS: JSON.stringify(adapterDirs),
+        ADAPTER_CACHE_DIR: join(dataDir, 'adapter-cache'),
+      },
+    },
     { name: 'attribution', port: await freePort(), env: { DATABASE_URL: databaseUrl, EPOCH_SECONDS: process.env.EPOCH_SECONDS ?? '300' } },
     // No CHAIN_* settings: the ledger runs an embedded anvil and deploys the contracts once.
     { name: 'ledger', port: await freePort(), env: { DATABASE_URL: databaseUrl, LEDGER_DATA_DIR: join(dataDir, 'ledger') } },
@@ -125,12 +158,21 @@ try {
     weightsObjectKey: `sha256/${'0'.repeat(64)}`,
     trainedOn: [],
   });
+  const chat = JSON.stringify({
+    model: 'tiny-llama:demo/adapter-01',
+    messages: [{ role: 'user', content: 'Say hello.' }],
+    max_tokens: 16,
+  });
   process.stdout.write(`
 longtail is running.
   NATS        ${nats.url}
   PostgreSQL  ${databaseUrl}
   gateway     http://127.0.0.1:${gatewayPort}
   admin key   ${adminKey}
+
+Chat with a demo adapter (OpenAI API; stream with "stream": true; models: GET /v1/models):
+  curl -s http://127.0.0.1:${gatewayPort}/v1/chat/completions -H 'authorization: Bearer ${adminKey}' \\
+    -H 'content-type: application/json' -d '${chat}'
 
 Register an adapter (the scheduler's catalog picks it up from the ADAPTERS stream):
   curl -s http://127.0.0.1:${gatewayPort}/v1/adapters -H 'authorization: Bearer ${adminKey}' \\

@@ -6,7 +6,12 @@ import type { Logger } from '@longtail/telemetry';
 import { AdaptersController } from './adapters/adapters.controller.js';
 import type { GatewayConfig } from './config.js';
 import { ADMIN_KEY_DIGEST, AdminKeyGuard, digestKey } from './http/admin-key.guard.js';
+import { InferenceKeyGuard } from './http/inference-key.guard.js';
 import { OpenAiErrorFilter } from './http/openai-errors.js';
+import { CompletionsController } from './inference/completions.controller.js';
+import { InferenceClient } from './inference/inference-client.js';
+import { HeartbeatWorkerRouter, WORKER_ROUTER } from './inference/worker-router.js';
+import { GATEWAY_LOGGER } from './logger.token.js';
 import { AttributionReadsController } from './reads/attribution.controller.js';
 import { LedgerReadsController } from './reads/ledger.controller.js';
 import { ServiceReads } from './reads/service-reads.js';
@@ -18,12 +23,25 @@ export class GatewayModule {
       module: GatewayModule,
       imports: [
         serviceMessaging({ name: 'gateway', natsUrl: config.NATS_URL, logger, consume: false }),
-        HealthModule.register({ inject: [MessagingService], useFactory: (m: MessagingService) => [natsProbe(m)] }),
+        HealthModule.register({
+          inject: [MessagingService],
+          useFactory: (m: MessagingService) => [natsProbe(m)],
+        }),
       ],
-      controllers: [AdaptersController, AttributionReadsController, LedgerReadsController],
+      controllers: [
+        AdaptersController,
+        AttributionReadsController,
+        LedgerReadsController,
+        CompletionsController,
+      ],
       providers: [
         { provide: ADMIN_KEY_DIGEST, useValue: digestKey(config.LONGTAIL_ADMIN_KEY) },
         AdminKeyGuard,
+        InferenceKeyGuard,
+        { provide: GATEWAY_LOGGER, useValue: logger },
+        HeartbeatWorkerRouter,
+        { provide: WORKER_ROUTER, useExisting: HeartbeatWorkerRouter },
+        InferenceClient,
         ServiceReads,
         { provide: APP_FILTER, useValue: new OpenAiErrorFilter(logger) },
       ],

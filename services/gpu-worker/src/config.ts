@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { baseConfigSchema } from '@longtail/service';
-import { EvmAddressSchema, ModelIdSchema } from '@longtail/contracts';
+import { AdapterIdSchema, EvmAddressSchema, ModelIdSchema } from '@longtail/contracts';
 
 /** gpu-worker settings. */
 export const workerConfigSchema = baseConfigSchema.extend({
@@ -14,6 +14,26 @@ export const workerConfigSchema = baseConfigSchema.extend({
   OPERATOR_ADDRESS: EvmAddressSchema.default('0x0000000000000000000000000000000000000000'),
   /** Seconds between heartbeats; the `workers` bucket drops a worker after 15 s of silence. */
   HEARTBEAT_INTERVAL_S: z.coerce.number().positive().max(10).default(5),
+  /** The model folder (config.json, safetensors, tokenizer files). Absent: the worker only heartbeats. */
+  MODEL_DIR: z.string().min(1).optional(),
+  /** Engine compute threads; 0: all cores. */
+  ENGINE_THREADS: z.coerce.number().int().min(0).default(0),
+  /** Requests accepted at once (running + waiting in the engine); more are refused as OVERLOADED. */
+  MAX_QUEUE: z.coerce.number().int().positive().default(64),
+  /** Disk cache of adapters fetched from the object store. */
+  ADAPTER_CACHE_DIR: z.string().min(1).optional(),
+  /** Local adapter folders, JSON `{"<base>:<owner>/<name>": "/path/to/peft"}`. */
+  ADAPTER_DIRS: z
+    .string()
+    .default('{}')
+    .transform((text, ctx) => {
+      try {
+        return z.record(AdapterIdSchema, z.string().min(1)).parse(JSON.parse(text));
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected JSON {"<base>:<owner>/<name>": "/path"}' });
+        return z.NEVER;
+      }
+    }),
 });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;

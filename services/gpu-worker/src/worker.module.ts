@@ -3,7 +3,9 @@ import { MessagingService } from '@longtail/messaging';
 import { HealthModule, natsProbe, serviceMessaging } from '@longtail/service';
 import type { Logger } from '@longtail/telemetry';
 import type { WorkerConfig } from './config.js';
-import { WORKER_CONFIG, WORKER_LOGGER, WorkerHeartbeat } from './registry/heartbeat.js';
+import { InferenceServer } from './inference/inference.server.js';
+import { WorkerHeartbeat } from './registry/heartbeat.js';
+import { WORKER_CONFIG, WORKER_LOGGER } from './registry/tokens.js';
 
 @Module({})
 export class WorkerModule {
@@ -17,6 +19,7 @@ export class WorkerModule {
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         { provide: WORKER_LOGGER, useValue: logger },
+        InferenceServer,
         WorkerHeartbeat,
       ],
     };

@@ -7,6 +7,16 @@
  * streams one `InferenceChunk` per generated piece of text; the last chunk of each choice carries
  * its `finishReason`, and the very last chunk carries `usage`. Errors end the stream with an error
  * frame whose code is one of INFERENCE_ERROR_CODES.
+ *
+ * Invariants the gateway relies on:
+ * - Text is never split inside a UTF-8 character and never contains part of a stop string.
+ * - The `tokens` of all chunks add up to `usage.completionTokens`, which is the `completionTokens`
+ *   of the request's inference event: what the client was sent is what is billed.
+ * - OVERLOADED and DRAINING come before any chunk and mean nothing was started and no event will
+ *   be published: the gateway may send the same request (same `requestId`) to another worker.
+ *   A worker that admitted a request publishes exactly one inference event for it.
+ * - `requestId` should be a UUID v7: the worker uses it as the event id (`Nats-Msg-Id`), so a
+ *   re-published outcome is dropped by JetStream.
  */
 import { z } from 'zod';
 

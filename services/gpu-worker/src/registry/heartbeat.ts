@@ -9,9 +9,10 @@ import { KV_BUCKETS, subjectToken } from '@longtail/contracts';
 import { MESSAGING_CONNECTION, type MessagingConnection } from '@longtail/messaging';
 import type { Logger } from '@longtail/telemetry';
 import type { WorkerConfig } from '../config.js';
+import { InferenceServer } from '../inference/inference.server.js';
+import { WORKER_CONFIG, WORKER_LOGGER } from './tokens.js';
 
-export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
-export const WORKER_LOGGER = Symbol('WORKER_LOGGER');
+export { WORKER_CONFIG, WORKER_LOGGER } from './tokens.js';
 
 /** What a heartbeat says. Versioned so the scheduler can read old workers during a rollout. */
 export interface WorkerHeartbeatV1 {
@@ -34,6 +35,7 @@ export class WorkerHeartbeat implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(MESSAGING_CONNECTION) private readonly conn: MessagingConnection,
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(WORKER_LOGGER) private readonly logger: Logger,
+    private readonly inference: InferenceServer,
   ) {}
 
   get key(): string {
@@ -42,8 +44,8 @@ export class WorkerHeartbeat implements OnApplicationBootstrap, BeforeApplicatio
 
   async onApplicationBootstrap(): Promise<void> {
     this.#kv = await new Kvm(this.conn.nc).open(KV_BUCKETS.workers.bucket);
-    await this.beat('serving');
-    this.#timer = setInterval(() => void this.beat('serving'), this.config.HEARTBEAT_INTERVAL_S * 1000);
+    await this.beat();
+    this.#timer = setInterval(() => void this.beat(), this.config.HEARTBEAT_INTERVAL_S * 1000);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -51,16 +53,17 @@ export class WorkerHeartbeat implements OnApplicationBootstrap, BeforeApplicatio
     await this.#kv?.delete(this.key).catch(() => undefined);
   }
 
-  private async beat(state: WorkerHeartbeatV1['state']): Promise<void> {
+  private async beat(): Promise<void> {
+    const load = this.inference.load();
     const heartbeat: WorkerHeartbeatV1 = {
       version: 1,
       workerId: this.config.WORKER_ID,
       baseModel: this.config.BASE_MODEL,
       operatorAddress: this.config.OPERATOR_ADDRESS,
-      state,
-      inFlight: 0,
-      queueDepth: 0,
-      residentAdapters: [],
+      state: this.inference.draining ? 'draining' : 'serving',
+      inFlight: load.inFlight,
+      queueDepth: load.queueDepth,
+      residentAdapters: load.residentAdapters,
     };
     try {
       await this.#kv?.put(this.key, JSON.stringify(heartbeat));

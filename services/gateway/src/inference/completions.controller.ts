@@ -1,0 +1,195 @@
+/**
+ * OpenAI-compatible inference: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`.
+ * A request is validated, mapped to the worker contract, sent to a worker (InferenceClient), and
+ * answered as one JSON body or as server-sent events ending in `data: [DONE]`. When the client
+ * disconnects, the request is aborted, which cancels the generation at the worker.
+ */
+import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { v7 as uuidv7 } from 'uuid';
+import type { z } from 'zod';
+import type { InferenceRequest } from '@longtail/contracts';
+import type { Logger } from '@longtail/telemetry';
+import { ANONYMOUS_TENANT, InferenceKeyGuard } from '../http/inference-key.guard.js';
+import { GATEWAY_LOGGER } from '../logger.token.js';
+import { ApiError, invalidRequest } from '../http/openai-errors.js';
+import { InferenceClient, toApiError } from './inference-client.js';
+import {
+  ChatCompletionBodySchema,
+  chatToInference,
+  CompletionBodySchema,
+  completionToInference,
+  parseModelName,
+} from './openai-requests.js';
+import { OpenAiReply, type Endpoint } from './openai-responses.js';
+import { WORKER_ROUTER, type WorkerRouter } from './worker-router.js';
+
+const modelNotFound = (model: string): ApiError =>
+  new ApiError(404, {
+    message: `The model \`${model}\` does not exist or you do not have access to it.`,
+    type: 'not_found_error',
+    param: 'model',
+    code: 'model_not_found',
+  });
+
+function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalidRequest('Expected a JSON object body.');
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+    const param = unknownKey ?? (issue.path.map(String).join('.') || null);
+    const message = unknownKey
+      ? `Unrecognized request argument supplied: ${unknownKey}`
+      : `Invalid value for '${param}': ${issue.message}`;
+    throw invalidRequest(message, param, unknownKey ? 'unknown_parameter' : 'invalid_value');
+  }
+  return parsed.data;
+}
+
+@Controller('v1')
+export class CompletionsController {
+  constructor(
+    private readonly client: InferenceClient,
+    @Inject(WORKER_ROUTER) private readonly router: WorkerRouter,
+    @Inject(GATEWAY_LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @Get('models')
+  @UseGuards(InferenceKeyGuard)
+  models(): {
+    object: 'list';
+    data: Array<{ id: string; object: 'model'; created: number; owned_by: string }>;
+  } {
+    const { baseModels, adapters } = this.router.models();
+    return {
+      object: 'list',
+      data: [...baseModels, ...adapters].map((id) => ({
+        id,
+        object: 'model',
+        created: 0,
+        owned_by: 'longtail',
+      })),
+    };
+  }
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  @UseGuards(InferenceKeyGuard)
+  async chat(@Body() body: unknown, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const parsed = parseBody(ChatCompletionBodySchema, body);
+    const model = this.resolveModel(parsed.model);
+    const requestId = uuidv7();
+    const request = chatToInference(parsed, model, { requestId, tenantId: ANONYMOUS_TENANT });
+    await this.answer(
+      'chat',
+      parsed.model,
+      request,
+      parsed.stream === true,
+      parsed.stream_options?.include_usage === true,
+      parsed.logprobs === true,
+      req,
+      reply,
+    );
+  }
+
+  @Post('completions')
+  @HttpCode(200)
+  @UseGuards(InferenceKeyGuard)
+  async completions(
+    @Body() body: unknown,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const parsed = parseBody(CompletionBodySchema, body);
+    const model = this.resolveModel(parsed.model);
+    const requestId = uuidv7();
+    const request = completionToInference(parsed, model, { requestId, tenantId: ANONYMOUS_TENANT });
+    await this.answer(
+      'completion',
+      parsed.model,
+      request,
+      parsed.stream === true,
+      parsed.stream_options?.include_usage === true,
+      parsed.logprobs != null,
+      req,
+      reply,
+    );
+  }
+
+  private resolveModel(name: string): { base: string; adapterId: string | null } {
+    const model = parseModelName(name);
+    if (model === undefined || !this.router.knows(model.base)) throw modelNotFound(name);
+    return model;
+  }
+
+  private async answer(
+    endpoint: Endpoint,
+    modelName: string,
+    request: InferenceRequest,
+    stream: boolean,
+    includeUsage: boolean,
+    wantLogprobs: boolean,
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<void> {
+    const abort = new AbortController();
+    let done = false;
+    // The client went away before the reply was complete: cancel at the worker.
+    reply.raw.on('close', () => {
+      if (!done) abort.abort();
+    });
+    req.raw.on('aborted', () => abort.abort());
+    void reply.header('x-request-id', request.requestId);
+    const started = await this.client.start(request, abort.signal);
+    if (started === undefined) return;
+    const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${request.requestId}`;
+    const out = new OpenAiReply(endpoint, id, modelName, Math.floor(Date.now() / 1000), wantLogprobs);
+
+    if (!stream) {
+      out.add(started.first);
+      for await (const chunk of started.rest) out.add(chunk);
+      done = true;
+      await reply.status(200).header('x-request-id', request.requestId).send(out.body());
+      return;
+    }
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': request.requestId,
+    });
+    const send = (data: unknown): void => {
+      raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    };
+    try {
+      send(withUsageField(out.add(started.first), includeUsage));
+      for await (const chunk of started.rest) {
+        if (abort.signal.aborted) break;
+        send(withUsageField(out.add(chunk), includeUsage));
+      }
+      if (!abort.signal.aborted) {
+        if (includeUsage) send(out.usageChunk());
+        raw.write('data: [DONE]\n\n');
+      }
+    } catch (err) {
+      const mapped = toApiError(err);
+      if (mapped instanceof ApiError) send({ error: mapped.body });
+      else {
+        this.logger.error({ err, requestId: request.requestId }, 'inference stream failed');
+        send({ error: { message: 'internal error', type: 'server_error', param: null, code: null } });
+      }
+    } finally {
+      done = true;
+      raw.end();
+    }
+  }
+}
+
+/** With `include_usage`, every chunk but the last carries `"usage": null`, as OpenAI sends it. */
+const withUsageField = (chunk: Record<string, unknown>, includeUsage: boolean): Record<string, unknown> =>
+  includeUsage ? { ...chunk, usage: null } : chunk;
