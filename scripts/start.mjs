@@ -93,7 +93,7 @@ try {
   const common = { NATS_URL: nats.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', PATH: process.env.PATH ?? '' };
   if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT) common.OTEL_EXPORTER_OTLP_ENDPOINT = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const services = [
-    { name: 'gateway', port: gatewayPort, env: { LONGTAIL_ADMIN_KEY: adminKey } },
+    { name: 'gateway', port: gatewayPort, env: { LONGTAIL_ADMIN_KEY: adminKey, DATABASE_URL: databaseUrl, MODEL_CONFIG_DIR: join(dataDir, 'models') } },
     { name: 'scheduler', port: await freePort(), env: { DATABASE_URL: databaseUrl } },
     {
       name: 'gpu-worker',
@@ -143,6 +143,21 @@ try {
     log(`${service.name.padEnd(11)} ready at ${service.url}`);
   }
 
+  // A demo tenant and its inference key, made through the admin endpoint (shown once, stored hashed).
+  // Should that fail, the banner falls back to the admin key, which inference also accepts.
+  let apiKey;
+  try {
+    const admin = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
+    const tenant = await fetch(`${services[0].url}/v1/admin/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'demo' }) });
+    if (!tenant.ok) throw new Error(`creating the demo tenant: HTTP ${tenant.status}`);
+    const { id } = await tenant.json();
+    const key = await fetch(`${services[0].url}/v1/admin/tenants/${id}/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ scopes: ['inference', 'adapters'] }) });
+    if (!key.ok) throw new Error(`creating the demo key: HTTP ${key.status}`);
+    apiKey = (await key.json()).key;
+  } catch (err) {
+    log(`no demo API key (${err.message}); the examples use the admin key`);
+  }
+
   const example = JSON.stringify({
     adapterId: 'tiny-llama:acme/legal-ur',
     baseModel: 'tiny-llama',
@@ -169,9 +184,9 @@ longtail is running.
   PostgreSQL  ${databaseUrl}
   gateway     http://127.0.0.1:${gatewayPort}
   admin key   ${adminKey}
-
+${apiKey ? `  API key     ${apiKey}   (tenant "demo", scopes inference and adapters)\n` : ''}
 Chat with a demo adapter (OpenAI API; stream with "stream": true; models: GET /v1/models):
-  curl -s http://127.0.0.1:${gatewayPort}/v1/chat/completions -H 'authorization: Bearer ${adminKey}' \\
+  curl -s http://127.0.0.1:${gatewayPort}/v1/chat/completions -H 'authorization: Bearer ${apiKey ?? adminKey}' \\
     -H 'content-type: application/json' -d '${chat}'
 
 Register an adapter (the scheduler's catalog picks it up from the ADAPTERS stream):

@@ -5,7 +5,10 @@
  * cancel subject the handler listens on, and the handler's `AbortSignal` fires.
  *
  * Frames (JSON): `{ "t": "chunk", "v": … }`, then exactly one of `{ "t": "end" }` or
- * `{ "t": "error", "code": …, "message": … }`.
+ * `{ "t": "error", "code": …, "message": … }`. A handler served with `keepaliveMs` also sends
+ * `{ "t": "ka" }` on a timer while it runs: the caller swallows it and only resets its idle timer,
+ * so a caller with a short `idleTimeoutMs` tells a handler that died (process killed) from one
+ * that is slow (long prefill) within that timeout.
  */
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs } from '@nats-io/nats-core';
@@ -34,7 +37,8 @@ export interface StreamMeta {
 
 export type StreamHandler = (payload: unknown, meta: StreamMeta) => AsyncIterable<unknown>;
 
-type Frame = { t: 'chunk'; v: unknown } | { t: 'end' } | { t: 'error'; code: string; message: string };
+type Frame =
+  { t: 'chunk'; v: unknown } | { t: 'end' } | { t: 'error'; code: string; message: string } | { t: 'ka' };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -119,6 +123,7 @@ export async function* requestStream<T = unknown>(
         throw new CommandFailed(subject, f.code, f.message);
       }
       arm(idleTimeout, 'no frame in time');
+      if (f.t === 'ka') continue; // the handler is alive; nothing to yield
       yield f.v as T;
     }
   } catch (err) {
@@ -155,7 +160,12 @@ export function serveStream(
   conn: MessagingConnection,
   subject: string,
   handler: StreamHandler,
-  options: { queue?: string; logger?: Logger | undefined } = {},
+  options: {
+    queue?: string;
+    logger?: Logger | undefined;
+    /** Send a keepalive frame this often (ms) while a request runs; off when absent. */
+    keepaliveMs?: number;
+  } = {},
 ): StreamServer {
   const nc = conn.nc;
   const running = new Map<Promise<void>, AbortController>();
@@ -178,6 +188,12 @@ export function serveStream(
     const cancelSub = cancelSubject
       ? nc.subscribe(cancelSubject, { max: 1, callback: () => ac.abort() })
       : undefined;
+    const keepalive =
+      options.keepaliveMs !== undefined && options.keepaliveMs > 0
+        ? setInterval(() => {
+            if (!nc.isClosed()) nc.publish(reply, frame({ t: 'ka' }));
+          }, options.keepaliveMs)
+        : undefined;
     const parent = extractTraceContext(msg.headers);
     const span = getTracer('@longtail/messaging').startSpan(
       `handle-stream ${subject}`,
@@ -217,6 +233,7 @@ export function serveStream(
         }
       });
     } finally {
+      clearInterval(keepalive);
       cancelSub?.unsubscribe();
       span.end();
     }

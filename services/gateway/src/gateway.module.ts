@@ -1,11 +1,13 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { MessagingService } from '@longtail/messaging';
-import { HealthModule, natsProbe, serviceMessaging } from '@longtail/service';
+import { HealthModule, natsProbe, serviceMessaging, type ReadinessProbe } from '@longtail/service';
 import type { Logger } from '@longtail/telemetry';
 import { AdaptersController } from './adapters/adapters.controller.js';
+import { adapterRegistryProviders } from './adapters/adapter-registry.providers.js';
+import { AUTH_PROBES, AuthModule } from './auth/auth.module.js';
 import type { GatewayConfig } from './config.js';
-import { ADMIN_KEY_DIGEST, AdminKeyGuard, digestKey } from './http/admin-key.guard.js';
+import { AdminKeyGuard } from './http/admin-key.guard.js';
 import { InferenceKeyGuard } from './http/inference-key.guard.js';
 import { OpenAiErrorFilter } from './http/openai-errors.js';
 import { CompletionsController } from './inference/completions.controller.js';
@@ -23,9 +25,10 @@ export class GatewayModule {
       module: GatewayModule,
       imports: [
         serviceMessaging({ name: 'gateway', natsUrl: config.NATS_URL, logger, consume: false }),
+        AuthModule.forRoot(config, logger),
         HealthModule.register({
-          inject: [MessagingService],
-          useFactory: (m: MessagingService) => [natsProbe(m)],
+          inject: [MessagingService, AUTH_PROBES],
+          useFactory: (m: MessagingService, auth: ReadinessProbe[]) => [natsProbe(m), ...auth],
         }),
       ],
       controllers: [
@@ -35,7 +38,6 @@ export class GatewayModule {
         CompletionsController,
       ],
       providers: [
-        { provide: ADMIN_KEY_DIGEST, useValue: digestKey(config.LONGTAIL_ADMIN_KEY) },
         AdminKeyGuard,
         InferenceKeyGuard,
         { provide: GATEWAY_LOGGER, useValue: logger },
@@ -43,6 +45,7 @@ export class GatewayModule {
         { provide: WORKER_ROUTER, useExisting: HeartbeatWorkerRouter },
         InferenceClient,
         ServiceReads,
+        ...adapterRegistryProviders({ maxUploadBytes: config.ADAPTER_UPLOAD_MAX_BYTES, modelConfigDir: config.MODEL_CONFIG_DIR }),
         { provide: APP_FILTER, useValue: new OpenAiErrorFilter(logger) },
       ],
     };

@@ -24,7 +24,13 @@ export const invalidRequest = (message: string, param: string | null = null, cod
   new ApiError(HttpStatus.BAD_REQUEST, { message, type: 'invalid_request_error', param, code });
 
 export const unauthorized = (message: string): ApiError =>
-  new ApiError(HttpStatus.UNAUTHORIZED, { message, type: 'authentication_error', param: null, code: 'invalid_api_key' });
+  new ApiError(HttpStatus.UNAUTHORIZED, { message, type: 'invalid_request_error', param: null, code: 'invalid_api_key' });
+
+export const rateLimited = (message: string, code: 'rate_limit_exceeded' | 'concurrency_limit_exceeded' = 'rate_limit_exceeded'): ApiError =>
+  new ApiError(HttpStatus.TOO_MANY_REQUESTS, { message, type: 'rate_limit_error', param: null, code });
+
+export const forbidden = (message: string): ApiError =>
+  new ApiError(HttpStatus.FORBIDDEN, { message, type: 'permission_error', param: null, code: 'insufficient_scope' });
 
 const typeForStatus = (status: number): OpenAiError['type'] =>
   status === 401 ? 'authentication_error'

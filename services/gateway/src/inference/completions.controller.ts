@@ -10,7 +10,10 @@ import { v7 as uuidv7 } from 'uuid';
 import type { z } from 'zod';
 import type { InferenceRequest } from '@longtail/contracts';
 import type { Logger } from '@longtail/telemetry';
-import { ANONYMOUS_TENANT, InferenceKeyGuard } from '../http/inference-key.guard.js';
+import { InferenceAdmission } from '../auth/admission.js';
+import { principalOf } from '../auth/principal.js';
+import { InferenceKeyGuard } from '../http/inference-key.guard.js';
+import { AdapterCatalog } from '../adapters/adapter-catalog.js';
 import { GATEWAY_LOGGER } from '../logger.token.js';
 import { ApiError, invalidRequest } from '../http/openai-errors.js';
 import { InferenceClient, toApiError } from './inference-client.js';
@@ -54,6 +57,8 @@ export class CompletionsController {
     private readonly client: InferenceClient,
     @Inject(WORKER_ROUTER) private readonly router: WorkerRouter,
     @Inject(GATEWAY_LOGGER) private readonly logger: Logger,
+    private readonly admission: InferenceAdmission,
+    private readonly adapters: AdapterCatalog,
   ) {}
 
   @Get('models')
@@ -81,17 +86,23 @@ export class CompletionsController {
     const parsed = parseBody(ChatCompletionBodySchema, body);
     const model = this.resolveModel(parsed.model);
     const requestId = uuidv7();
-    const request = chatToInference(parsed, model, { requestId, tenantId: ANONYMOUS_TENANT });
-    await this.answer(
-      'chat',
-      parsed.model,
-      request,
-      parsed.stream === true,
-      parsed.stream_options?.include_usage === true,
-      parsed.logprobs === true,
-      req,
-      reply,
-    );
+    const request = chatToInference(parsed, model, callerOf(req, requestId));
+    const lease = this.admission.admit(principalOf(req), request, reply);
+    let usedTokens: number | undefined;
+    try {
+      usedTokens = await this.answer(
+        'chat',
+        parsed.model,
+        request,
+        parsed.stream === true,
+        parsed.stream_options?.include_usage === true,
+        parsed.logprobs === true,
+        req,
+        reply,
+      );
+    } finally {
+      lease.settle(usedTokens);
+    }
   }
 
   @Post('completions')
@@ -105,17 +116,23 @@ export class CompletionsController {
     const parsed = parseBody(CompletionBodySchema, body);
     const model = this.resolveModel(parsed.model);
     const requestId = uuidv7();
-    const request = completionToInference(parsed, model, { requestId, tenantId: ANONYMOUS_TENANT });
-    await this.answer(
-      'completion',
-      parsed.model,
-      request,
-      parsed.stream === true,
-      parsed.stream_options?.include_usage === true,
-      parsed.logprobs != null,
-      req,
-      reply,
-    );
+    const request = completionToInference(parsed, model, callerOf(req, requestId));
+    const lease = this.admission.admit(principalOf(req), request, reply);
+    let usedTokens: number | undefined;
+    try {
+      usedTokens = await this.answer(
+        'completion',
+        parsed.model,
+        request,
+        parsed.stream === true,
+        parsed.stream_options?.include_usage === true,
+        parsed.logprobs != null,
+        req,
+        reply,
+      );
+    } finally {
+      lease.settle(usedTokens);
+    }
   }
 
   private resolveModel(name: string): { base: string; adapterId: string | null } {
@@ -133,7 +150,14 @@ export class CompletionsController {
     wantLogprobs: boolean,
     req: FastifyRequest,
     reply: FastifyReply,
-  ): Promise<void> {
+  ): Promise<number | undefined> {
+    // An adapter the registry knows: the worker fetches it by hash (404 when this tenant may not use it).
+    const known = request.adapterId === null ? undefined : this.adapters.get(request.adapterId);
+    if (known !== undefined) {
+      const sha256 = this.adapters.sha256For(known.adapterId, request.tenantId);
+      if (sha256 === undefined) throw modelNotFound(modelName);
+      request = { ...request, adapterSha256: sha256 };
+    }
     const abort = new AbortController();
     let done = false;
     // The client went away before the reply was complete: cancel at the worker.
@@ -143,7 +167,7 @@ export class CompletionsController {
     req.raw.on('aborted', () => abort.abort());
     void reply.header('x-request-id', request.requestId);
     const started = await this.client.start(request, abort.signal);
-    if (started === undefined) return;
+    if (started === undefined) return undefined;
     const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${request.requestId}`;
     const out = new OpenAiReply(endpoint, id, modelName, Math.floor(Date.now() / 1000), wantLogprobs);
 
@@ -152,12 +176,14 @@ export class CompletionsController {
       for await (const chunk of started.rest) out.add(chunk);
       done = true;
       await reply.status(200).header('x-request-id', request.requestId).send(out.body());
-      return;
+      return out.usage?.total_tokens;
     }
 
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, {
+      // The x-ratelimit-* headers set at admission.
+      ...(reply.getHeaders() as Record<string, string>),
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       connection: 'keep-alive',
@@ -187,8 +213,18 @@ export class CompletionsController {
       done = true;
       raw.end();
     }
+    return out.usage?.total_tokens;
   }
 }
+
+/** Tenant and key of the caller, for the worker and the inference events. */
+const callerOf = (
+  req: FastifyRequest,
+  requestId: string,
+): { requestId: string; tenantId: string; apiKeyId?: string } => {
+  const { tenantId, apiKeyId } = principalOf(req);
+  return apiKeyId === undefined ? { requestId, tenantId } : { requestId, tenantId, apiKeyId };
+};
 
 /** With `include_usage`, every chunk but the last carries `"usage": null`, as OpenAI sends it. */
 const withUsageField = (chunk: Record<string, unknown>, includeUsage: boolean): Record<string, unknown> =>

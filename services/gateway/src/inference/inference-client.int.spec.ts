@@ -73,18 +73,36 @@ describe('InferenceClient', () => {
       }),
     );
 
+  /** A worker that goes silent (as a killed one does) after `chunksFirst` chunks. */
+  const silentWorker = (id: string, chunksFirst: number) =>
+    servers.push(
+      serveStream(
+        conn,
+        workerGenerateSubject(id),
+        async function* (_p, meta): AsyncGenerator<InferenceChunk> {
+          calls.push(id);
+          for (let i = 0; i < chunksFirst; i++) yield { index: 0, text: 'x', tokens: 2, finishReason: null };
+          await new Promise<void>((resolve) => meta.signal.addEventListener('abort', () => resolve()));
+        },
+      ),
+    );
+
   beforeAll(async () => {
+    process.env['GATEWAY_STREAM_IDLE_TIMEOUT_MS'] = '300';
     nats = await startNatsServer();
     conn = await connectMessaging({ servers: nats.url, name: 'inference-client-test' });
     worker('busy', 'Overloaded');
     worker('leaving', 'Draining');
     worker('good', 'ok');
     worker('picky', 'BadRequest');
+    silentWorker('mute', 0);
+    silentWorker('dies', 2);
     await conn.nc.flush();
   });
 
   afterAll(async () => {
-    await Promise.all(servers.map((s) => s.stop()));
+    delete process.env['GATEWAY_STREAM_IDLE_TIMEOUT_MS'];
+    await Promise.all(servers.map((s) => s.stop({ cancel: true })));
     await conn?.close();
     await nats?.stop();
   });
@@ -130,5 +148,49 @@ describe('InferenceClient', () => {
       body: { type: 'invalid_request_error' },
     });
     expect(calls).toEqual(['picky']);
+  });
+
+  it('retries a worker lost before its first chunk on the next one, with no gateway event', async () => {
+    calls.length = 0;
+    events.length = 0;
+    const started = await start(routeTo('mute', 'good'));
+    expect(started?.workerId).toBe('good');
+    for await (const _chunk of started!.rest);
+    expect(calls).toEqual(['mute', 'good']);
+    expect(events).toHaveLength(0);
+  });
+
+  it('answers 502 worker_lost when every worker is lost before its first chunk, with one event', async () => {
+    events.length = 0;
+    await expect(start(routeTo('mute'))).rejects.toMatchObject({
+      status: 502,
+      body: { code: 'worker_lost' },
+    });
+    expect(events).toHaveLength(1);
+    expect(events[0]!.data).toMatchObject({
+      workerId: 'mute',
+      completionTokens: 0,
+      error: { code: 'worker_lost' },
+    });
+  });
+
+  it('ends the stream with 502 worker_lost when the worker goes silent mid-stream, with one event', async () => {
+    events.length = 0;
+    const t0 = Date.now();
+    const started = await start(routeTo('dies', 'good'));
+    expect(started?.workerId).toBe('dies');
+    let received = started!.first.tokens;
+    const failure = await (async () => {
+      for await (const chunk of started!.rest) received += chunk.tokens;
+    })().catch((err: unknown) => err);
+    expect(failure).toMatchObject({ status: 502, body: { type: 'server_error', code: 'worker_lost' } });
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(received).toBe(4);
+    expect(events.map((e) => [e.type, e.id])).toEqual([['inference.failed', expect.any(String)]]);
+    expect(events[0]!.data).toMatchObject({
+      workerId: 'dies',
+      completionTokens: 4,
+      error: { code: 'worker_lost' },
+    });
   });
 });

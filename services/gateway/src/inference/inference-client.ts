@@ -5,12 +5,24 @@
  * to OpenAI's statuses; aborting `signal` cancels the generation at the worker. A request that no
  * worker took gets its one `inference.failed` event from here (workerId null); a worker that
  * admitted a request publishes its event itself.
+ *
+ * Worker loss: a worker sends keepalive frames while it runs a request, so silence for
+ * `GATEWAY_STREAM_IDLE_TIMEOUT_MS` (default 5000) means it is gone (killed, crashed, cut off).
+ * Before its first chunk the request is tried on the next worker (the lost one published nothing,
+ * or, if it was only stalled, its late event carries the same message id and the event stream's
+ * duplicate window drops one of the two). After chunks went out the caller gets a 502
+ * `worker_lost` from `rest`, and the gateway publishes the request's one `inference.failed`
+ * (the lost worker's id, the completion tokens the caller received).
  */
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
+import { Kvm, type KV } from '@nats-io/kv';
 import {
   createEvent,
   INFERENCE_ERROR_CODES,
   InferenceFailedV1,
+  KV_BUCKETS,
+  subjectToken,
   type InferenceChunk,
   type InferenceRequest,
 } from '@longtail/contracts';
@@ -36,11 +48,32 @@ export interface StartedInference {
   readonly rest: AsyncIterable<InferenceChunk>;
 }
 
-/** Until the first chunk: prefill of a long prompt, adapter loading. */
-const FIRST_CHUNK_TIMEOUT_MS = 60_000;
+const EVM_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const ZERO_ADDRESS = `0x${'0'.repeat(40)}`;
+
+function positiveIntEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const n = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+const workerLost = (): ApiError =>
+  new ApiError(502, {
+    message: 'The worker serving this request stopped responding; retry the request.',
+    type: 'server_error',
+    param: null,
+    code: 'worker_lost',
+  });
 
 @Injectable()
 export class InferenceClient {
+  /**
+   * Silence (no chunk, no keepalive) after which a worker counts as lost. Workers send a keepalive
+   * every second while a request runs, so prefill and adapter loading never reach it.
+   */
+  readonly #idleTimeoutMs = positiveIntEnv('GATEWAY_STREAM_IDLE_TIMEOUT_MS', 5000);
+  #workers: Promise<KV> | undefined;
+
   constructor(
     @Inject(MESSAGING_CONNECTION) private readonly conn: MessagingConnection,
     @Inject(WORKER_ROUTER) private readonly router: WorkerRouter,
@@ -50,10 +83,14 @@ export class InferenceClient {
 
   async start(request: InferenceRequest, signal: AbortSignal): Promise<StartedInference | undefined> {
     const routes = this.router.route(request.model, request.adapterId);
+    const startedAt = new Date();
+    const t0 = performance.now();
     let busy = false;
+    let lost: string | undefined;
     for (const route of routes) {
       const chunks = requestStream<InferenceChunk>(this.conn, route.subject, request, {
-        firstReplyTimeoutMs: FIRST_CHUNK_TIMEOUT_MS,
+        firstReplyTimeoutMs: this.#idleTimeoutMs,
+        idleTimeoutMs: this.#idleTimeoutMs,
         signal,
       });
       let first: IteratorResult<InferenceChunk, void>;
@@ -61,6 +98,15 @@ export class InferenceClient {
         first = await chunks.next();
       } catch (err) {
         if (err instanceof NoResponders) continue;
+        if (err instanceof RequestTimeout) {
+          // Lost before it sent anything: nothing reached the client, so another worker may serve it.
+          lost = route.workerId;
+          this.logger.warn(
+            { requestId: request.requestId, workerId: route.workerId },
+            'worker lost before the first chunk; trying the next one',
+          );
+          continue;
+        }
         if (
           err instanceof CommandFailed &&
           (err.code === INFERENCE_ERROR_CODES.Overloaded || err.code === INFERENCE_ERROR_CODES.Draining)
@@ -71,7 +117,24 @@ export class InferenceClient {
         throw toApiError(err);
       }
       if (first.done === true) return undefined; // cancelled by the client before anything came
-      return { workerId: route.workerId, first: first.value, rest: rethrowing(chunks) };
+      const stream: LiveStream = {
+        request,
+        workerId: route.workerId,
+        startedAt,
+        t0,
+        firstTokenMs: Math.round(performance.now() - t0),
+        completionTokens: first.value.tokens,
+      };
+      return { workerId: route.workerId, first: first.value, rest: this.following(stream, chunks) };
+    }
+    if (lost !== undefined) {
+      const error = workerLost();
+      await this.publishFailed(
+        { request, workerId: lost, startedAt, t0, firstTokenMs: null, completionTokens: 0 },
+        'worker_lost',
+        error.body.message,
+      );
+      throw error;
     }
     const refusal = busy
       ? new ApiError(429, {
@@ -86,57 +149,111 @@ export class InferenceClient {
           param: null,
           code: 'no_worker',
         });
-    await this.publishUnserved(
-      request,
+    await this.publishFailed(
+      { request, workerId: null, startedAt, t0, firstTokenMs: null, completionTokens: 0 },
       busy ? 'no_worker_available' : 'no_worker_serving',
       refusal.body.message,
     );
     throw refusal;
   }
 
-  /** The one event of a request that never reached a worker. */
-  private async publishUnserved(request: InferenceRequest, code: string, message: string): Promise<void> {
-    const now = new Date().toISOString();
-    const event = createEvent(
-      InferenceFailedV1,
-      {
-        requestId: request.requestId,
-        tenantId: request.tenantId,
-        ...(request.apiKeyId === undefined ? {} : { apiKeyId: request.apiKeyId }),
-        model: request.model,
-        adapterId: request.adapterId,
-        workerId: null,
-        operatorAddress: null,
-        promptTokens: 0,
-        completionTokens: 0,
-        error: { code, message },
-        timings: { queuedMs: 0, firstTokenMs: null, totalMs: 0 },
-        startedAt: now,
-        endedAt: now,
-      },
-      { id: request.requestId, correlationId: request.requestId, causationId: null },
-    );
+  /** The chunks after the first; a lost worker ends them with `worker_lost` and its event. */
+  private async *following(
+    stream: LiveStream,
+    chunks: AsyncGenerator<InferenceChunk, void>,
+  ): AsyncGenerator<InferenceChunk, void> {
+    try {
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done === true) return;
+        stream.completionTokens += next.value.tokens;
+        yield next.value;
+      }
+    } catch (err) {
+      if (err instanceof RequestTimeout) {
+        const error = workerLost();
+        this.logger.warn(
+          { requestId: stream.request.requestId, workerId: stream.workerId },
+          'worker lost mid-stream',
+        );
+        await this.publishFailed(stream, 'worker_lost', error.body.message);
+        throw error;
+      }
+      throw toApiError(err);
+    } finally {
+      await chunks.return();
+    }
+  }
+
+  /**
+   * The operator of a (lost) worker, from its heartbeat, which outlives the worker until the
+   * bucket's TTL; the zero address (a worker's own default) when it cannot be read.
+   */
+  private async operatorOf(workerId: string): Promise<string> {
+    try {
+      this.#workers ??= new Kvm(this.conn.nc).open(KV_BUCKETS.workers.bucket);
+      const entry = await (await this.#workers).get(subjectToken(workerId));
+      const address = (entry?.json<{ operatorAddress?: unknown }>() ?? {}).operatorAddress;
+      if (typeof address === 'string' && EVM_ADDRESS.test(address)) return address;
+    } catch (err) {
+      this.#workers = undefined;
+      this.logger.warn({ err, workerId }, 'operator of a lost worker not found');
+    }
+    return ZERO_ADDRESS;
+  }
+
+  /**
+   * The gateway's `inference.failed` for a request no worker took (workerId null) or whose worker
+   * was lost (its id, the completion tokens the caller received; prompt tokens are the worker's to
+   * count, so 0). The request id is the message id: at most one event per request is stored.
+   */
+  private async publishFailed(stream: LiveStream, code: string, message: string): Promise<void> {
+    const { request } = stream;
+    const totalMs = Math.round(performance.now() - stream.t0);
+    const operatorAddress = stream.workerId === null ? null : await this.operatorOf(stream.workerId);
     // The client's answer does not wait on the event store being up; an operator sees the cause.
-    await this.publisher.publish(event).catch((err: unknown) => {
+    const publishing = async () => {
+      const event = createEvent(
+        InferenceFailedV1,
+        {
+          requestId: request.requestId,
+          tenantId: request.tenantId,
+          ...(request.apiKeyId === undefined ? {} : { apiKeyId: request.apiKeyId }),
+          model: request.model,
+          adapterId: request.adapterId,
+          workerId: stream.workerId,
+          operatorAddress,
+          promptTokens: 0,
+          completionTokens: stream.completionTokens,
+          error: { code, message },
+          timings: {
+            queuedMs: 0,
+            firstTokenMs:
+              stream.completionTokens === 0 ? null : Math.min(stream.firstTokenMs ?? totalMs, totalMs),
+            totalMs,
+          },
+          startedAt: stream.startedAt.toISOString(),
+          endedAt: new Date(Math.max(Date.now(), stream.startedAt.getTime())).toISOString(),
+        },
+        { id: request.requestId, correlationId: request.requestId, causationId: null },
+      );
+      await this.publisher.publish(event);
+    };
+    await publishing().catch((err: unknown) => {
       this.logger.error({ err, requestId: request.requestId }, 'inference.failed not published');
     });
   }
 }
 
-async function* rethrowing(
-  chunks: AsyncGenerator<InferenceChunk, void>,
-): AsyncGenerator<InferenceChunk, void> {
-  try {
-    for (;;) {
-      const next = await chunks.next();
-      if (next.done === true) return;
-      yield next.value;
-    }
-  } catch (err) {
-    throw toApiError(err);
-  } finally {
-    await chunks.return();
-  }
+/** A generation under way, for the event the gateway publishes if its worker is lost. */
+interface LiveStream {
+  readonly request: InferenceRequest;
+  readonly workerId: string | null;
+  readonly startedAt: Date;
+  readonly t0: number;
+  readonly firstTokenMs: number | null;
+  /** Completion tokens handed to the caller so far. */
+  completionTokens: number;
 }
 
 export function toApiError(err: unknown): ApiError | unknown {

@@ -31,6 +31,7 @@ import {
   type StreamMeta,
   type StreamServer,
 } from '@longtail/messaging';
+import { failpoint } from '@longtail/service';
 import type { Logger } from '@longtail/telemetry';
 import type { WorkerConfig } from '../config.js';
 import { WORKER_CONFIG, WORKER_LOGGER } from '../registry/tokens.js';
@@ -55,6 +56,9 @@ export interface WorkerLoad {
   readonly queueDepth: number;
   readonly residentAdapters: readonly string[];
 }
+
+/** How often a running request sends a keepalive frame to the gateway (ms). */
+const KEEPALIVE_MS = 1000;
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -104,8 +108,11 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
       ModelTokenizer.load(dir),
     ]);
     const subject = workerGenerateSubject(this.config.WORKER_ID);
+    // Keepalive frames while a request runs: the gateway tells a dead worker (killed mid-stream)
+    // from a slow one within its short idle timeout, and retries or fails the request cleanly.
     this.#server = serveStream(this.conn, subject, (payload, meta) => this.serve(payload, meta), {
       logger: this.logger,
+      keepaliveMs: KEEPALIVE_MS,
     });
     this.logger.info({ subject, model: this.config.BASE_MODEL, dir }, 'serving inference');
   }
@@ -148,6 +155,8 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
       );
 
     this.#admitted++;
+    // Tests crash the worker here: admitted, nothing sent, no event published.
+    failpoint('gpu-worker.inference.after-admit');
     const startedAt = new Date();
     const t0 = performance.now();
     const outcome: RequestOutcome = {
