@@ -4,20 +4,17 @@
  * engine called directly with the same adapter (greedy). Another tenant's private adapter and a
  * retired adapter are not served.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '@longtail/engine-node';
 import { freePort, startNatsServer, waitFor, type NatsServer } from '@longtail/testenv';
+import { writeServingAdapter, writeServingModel } from './support/serving-model.js';
 import { startService, waitUntilReady, type ServiceProcess } from './support/services.js';
 
-const root = fileURLToPath(new URL('../', import.meta.url));
-const cli = `${root}libs/model-fixtures/src/cli.ts`;
 const MODEL = 'tiny-llama';
 const ADAPTER = `${MODEL}:acme/uploaded`;
 const EOS = [128001, 128008, 128009];
@@ -43,49 +40,8 @@ describe('adapter upload → object store → worker → engine', () => {
 
   beforeAll(async () => {
     mkdirSync(join(dir, 'models'), { recursive: true });
-    execFileSync(process.execPath, [
-      cli,
-      'model',
-      '--out',
-      modelDir,
-      '--hidden',
-      '32',
-      '--layers',
-      '2',
-      '--heads',
-      '2',
-      '--kv-heads',
-      '1',
-      '--intermediate',
-      '64',
-      '--vocab',
-      '128256',
-      '--dtype',
-      'f32',
-      '--seed',
-      '8',
-      '--tied',
-      '--max-pos',
-      '4096',
-      '--tokenizer',
-      'llama3',
-    ]);
-    execFileSync(process.execPath, [
-      cli,
-      'adapter',
-      '--base',
-      modelDir,
-      '--out',
-      adapterDir,
-      '--rank',
-      '4',
-      '--alpha',
-      '16',
-      '--modules',
-      'all-linear',
-      '--seed',
-      '5',
-    ]);
+    writeServingModel(modelDir);
+    writeServingAdapter(modelDir, adapterDir, 5);
     sha256 = createHash('sha256')
       .update(readFileSync(join(adapterDir, 'adapter_model.safetensors')))
       .digest('hex');

@@ -9,11 +9,9 @@
  * temperature 0.9 over a 128k vocabulary 4 of 500 requests came out different from the direct
  * call when this test was written that way (issue 4 tracks batch-invariant kernels).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -21,17 +19,14 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '@longtail/engine-node';
 import { freePort, startNatsServer, waitFor, type NatsServer } from '@longtail/testenv';
+import { writeServingAdapter, writeServingModel } from './support/serving-model.js';
 import { startService, waitUntilReady, type ServiceProcess } from './support/services.js';
 
-const root = fileURLToPath(new URL('../', import.meta.url));
 const MODEL = 'tiny-llama';
 const EOS = [128001, 128008, 128009];
 const ADAPTERS = 50;
 const REQUESTS = 500;
 const MAX_TOKENS = 8;
-
-const fixtures = (...args: string[]) =>
-  execFileSync(process.execPath, [`${root}libs/model-fixtures/src/cli.ts`, ...args]);
 
 describe('50 adapters, 500 requests through the gateway', () => {
   const dir = mkdtempSync(join(tmpdir(), 'longtail-many-'));
@@ -49,50 +44,11 @@ describe('50 adapters, 500 requests through the gateway', () => {
   }> = [];
 
   beforeAll(async () => {
-    fixtures(
-      'model',
-      '--out',
-      modelDir,
-      '--hidden',
-      '32',
-      '--layers',
-      '2',
-      '--heads',
-      '2',
-      '--kv-heads',
-      '1',
-      '--intermediate',
-      '64',
-      '--vocab',
-      '128256',
-      '--dtype',
-      'f32',
-      '--seed',
-      '5',
-      '--tied',
-      '--max-pos',
-      '4096',
-      '--tokenizer',
-      'llama3',
-    );
+    writeServingModel(modelDir, 5);
     for (let i = 0; i < ADAPTERS; i++) {
       const id = `${MODEL}:many/a${i}`;
       adapterDirs[id] = join(dir, `a${i}`);
-      fixtures(
-        'adapter',
-        '--base',
-        modelDir,
-        '--out',
-        adapterDirs[id]!,
-        '--rank',
-        String(2 << (i % 3)),
-        '--alpha',
-        '16',
-        '--modules',
-        'all-linear',
-        '--seed',
-        String(100 + i),
-      );
+      writeServingAdapter(modelDir, adapterDirs[id]!, 100 + i, 2 << (i % 3));
     }
     const config = JSON.parse(readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8')) as object;
     tokenizer = new Tokenizer(

@@ -28,7 +28,8 @@ describe('npm start', () => {
         what: 'the stack to start',
       });
       expect(out, out).toContain('longtail is running.');
-      for (const name of ['gateway', 'scheduler', 'gpu-worker', 'attribution', 'ledger']) expect(out).toMatch(new RegExp(`${name} +ready at`));
+      for (const name of ['gateway', 'scheduler', 'gpu-worker', 'attribution', 'ledger'])
+        expect(out).toMatch(new RegExp(`${name} +ready at`));
       const key = /admin key\s+(\S+)/.exec(out)?.[1];
       const chat = /chat\/completions .*\n.*-d '(\{.*\})'/.exec(out)?.[1];
       const body = /v1\/adapters .*\n.*-d '(\{.*\})'/.exec(out)?.[1];

@@ -9,7 +9,14 @@ import { AdapterRegisteredV1, createEvent } from '@longtail/contracts';
 import { connectMessaging, createEventPublisher, type MessagingConnection } from '@longtail/messaging';
 import { contractCodec, parseKnownEvent } from '@longtail/service';
 import { eventCodec } from '@longtail/messaging';
-import { freePort, startNatsServer, startPostgresServer, waitFor, type NatsServer, type PostgresServer } from '@longtail/testenv';
+import {
+  freePort,
+  startNatsServer,
+  startPostgresServer,
+  waitFor,
+  type NatsServer,
+  type PostgresServer,
+} from '@longtail/testenv';
 import { readiness, startService, waitUntilReady, type ServiceProcess } from './support/services.js';
 
 const adapterEvent = (n: number) =>
@@ -83,7 +90,9 @@ describe('readiness follows NATS and PostgreSQL outages; the projection loses an
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     try {
-      const { rows } = await client.query<{ adapter_id: string }>('select adapter_id from scheduler.adapter_catalog');
+      const { rows } = await client.query<{ adapter_id: string }>(
+        'select adapter_id from scheduler.adapter_catalog',
+      );
       return rows.map((r) => r.adapter_id).sort();
     } finally {
       await client.end();
@@ -94,7 +103,10 @@ describe('readiness follows NATS and PostgreSQL outages; the projection loses an
 
   it('PostgreSQL down: not ready, events wait in the stream; back: ready, each applied once', async () => {
     await publishAll([1, 2, 3]);
-    await waitFor(async () => (await projected()).length === 3, { timeoutMs: 15_000, what: 'first events projected' });
+    await waitFor(async () => (await projected()).length === 3, {
+      timeoutMs: 15_000,
+      what: 'first events projected',
+    });
 
     await postgres.stop({ mode: 'immediate' });
     await waitFor(statusIs(503), { timeoutMs: 10_000, what: 'readiness to fail without PostgreSQL' });
@@ -103,7 +115,10 @@ describe('readiness follows NATS and PostgreSQL outages; the projection loses an
 
     await postgres.start();
     await waitFor(statusIs(200), { timeoutMs: 20_000, what: 'readiness to recover with PostgreSQL' });
-    await waitFor(async () => (await projected()).length === 6, { timeoutMs: 30_000, what: 'events from the outage projected' });
+    await waitFor(async () => (await projected()).length === 6, {
+      timeoutMs: 30_000,
+      what: 'events from the outage projected',
+    });
     expect(await projected()).toEqual(expected([1, 2, 3, 4, 5, 6]));
   });
 
@@ -115,7 +130,10 @@ describe('readiness follows NATS and PostgreSQL outages; the projection loses an
     await waitFor(statusIs(200), { timeoutMs: 30_000, what: 'readiness to recover with NATS' });
 
     await publishAll([7, 8, 6]); // 6 again, as a new event: same adapter id, ignored by the projection
-    await waitFor(async () => (await projected()).length === 8, { timeoutMs: 30_000, what: 'events after the restart projected' });
+    await waitFor(async () => (await projected()).length === 8, {
+      timeoutMs: 30_000,
+      what: 'events after the restart projected',
+    });
     expect(await projected()).toEqual(expected([1, 2, 3, 4, 5, 6, 7, 8]));
     expect(scheduler.child.exitCode).toBeNull();
   });

@@ -4,11 +4,9 @@
  * against the engine called directly (greedy) and the tokenizer libraries used directly; every
  * request must produce exactly one inference event whose token counts equal what the client got.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Kvm } from '@nats-io/kv';
@@ -18,9 +16,9 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '@longtail/engine-node';
 import { freePort, startNatsServer, waitFor, type NatsServer } from '@longtail/testenv';
+import { writeServingAdapter, writeServingModel } from './support/serving-model.js';
 import { startService, waitUntilReady, type ServiceProcess } from './support/services.js';
 
-const root = fileURLToPath(new URL('../', import.meta.url));
 const MODEL = 'tiny-llama';
 const WORKER_ID = 'serving-e2e-w1';
 const EOS = [128001, 128008, 128009];
@@ -49,49 +47,8 @@ describe('serving: OpenAI API → gateway → gpu-worker → engine', () => {
   const events: Array<{ type: string; data: InferenceEventData }> = [];
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [
-      `${root}libs/model-fixtures/src/cli.ts`,
-      'model',
-      '--out',
-      modelDir,
-      '--hidden',
-      '32',
-      '--layers',
-      '2',
-      '--heads',
-      '2',
-      '--kv-heads',
-      '1',
-      '--intermediate',
-      '64',
-      '--vocab',
-      '128256',
-      '--dtype',
-      'f32',
-      '--seed',
-      '8',
-      '--tied',
-      '--max-pos',
-      '4096',
-      '--tokenizer',
-      'llama3',
-    ]);
-    execFileSync(process.execPath, [
-      `${root}libs/model-fixtures/src/cli.ts`,
-      'adapter',
-      '--base',
-      modelDir,
-      '--out',
-      adapterDir,
-      '--rank',
-      '4',
-      '--alpha',
-      '16',
-      '--modules',
-      'all-linear',
-      '--seed',
-      '3',
-    ]);
+    writeServingModel(modelDir);
+    writeServingAdapter(modelDir, adapterDir, 3);
     const config = JSON.parse(readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8')) as {
       chat_template: string;
     };

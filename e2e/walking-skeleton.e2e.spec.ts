@@ -10,7 +10,14 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, freePort, startNatsServer, waitFor, type NatsServer, type TestDatabase } from '@longtail/testenv';
+import {
+  createTestDatabase,
+  freePort,
+  startNatsServer,
+  waitFor,
+  type NatsServer,
+  type TestDatabase,
+} from '@longtail/testenv';
 import { FAILPOINT_EXIT_CODE } from '@longtail/service';
 import { startService, waitUntilReady, type ServiceProcess } from './support/services.js';
 import { startOtlpReceiver, type OtlpReceiver } from './support/otlp-receiver.js';
@@ -50,7 +57,11 @@ describe('walking skeleton: gateway → JetStream → scheduler projection', () 
   const launch = (s: ServiceProcess) => (running.push(s), s);
 
   beforeAll(async () => {
-    [nats, database, otlp] = await Promise.all([startNatsServer(), createTestDatabase(), startOtlpReceiver()]);
+    [nats, database, otlp] = await Promise.all([
+      startNatsServer(),
+      createTestDatabase(),
+      startOtlpReceiver(),
+    ]);
     gateway = launch(
       startService('gateway', await freePort(), {
         NATS_URL: nats.url,
@@ -70,7 +81,9 @@ describe('walking skeleton: gateway → JetStream → scheduler projection', () 
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
-      const rows = await client.query<{ adapter_id: string }>('select adapter_id from scheduler.adapter_catalog order by adapter_id');
+      const rows = await client.query<{ adapter_id: string }>(
+        'select adapter_id from scheduler.adapter_catalog order by adapter_id',
+      );
       const checkpoint = await client.query<{ last_sequence: string }>(
         "select last_sequence from scheduler.projection_checkpoints where projection = 'scheduler.adapter_catalog'",
       );
@@ -93,7 +106,11 @@ describe('walking skeleton: gateway → JetStream → scheduler projection', () 
   it('applies an event exactly once when the consumer dies between commit and ack', async () => {
     // Given a scheduler that will exit right after committing its first batch, before the ack.
     const doomed = launch(
-      startService('scheduler', await freePort(), schedulerEnv({ LONGTAIL_FAILPOINTS: 'scheduler.adapter-catalog.after-commit=exit' })),
+      startService(
+        'scheduler',
+        await freePort(),
+        schedulerEnv({ LONGTAIL_FAILPOINTS: 'scheduler.adapter-catalog.after-commit=exit' }),
+      ),
     );
     await waitUntilReady(doomed);
 
@@ -127,7 +144,10 @@ describe('walking skeleton: gateway → JetStream → scheduler projection', () 
     // Then the redelivery changed nothing, and later events still flow.
     expect(await catalogRows()).toEqual({ ids: ['tiny-llama:acme/skeleton-1'], checkpoint: first.sequence });
     const second = await register(2);
-    await waitFor(async () => (await catalogRows()).ids.length === 2, { timeoutMs: 10_000, what: 'second adapter projected' });
+    await waitFor(async () => (await catalogRows()).ids.length === 2, {
+      timeoutMs: 10_000,
+      what: 'second adapter projected',
+    });
     expect(await catalogRows()).toEqual({
       ids: ['tiny-llama:acme/skeleton-1', 'tiny-llama:acme/skeleton-2'],
       checkpoint: second.sequence,
@@ -135,9 +155,12 @@ describe('walking skeleton: gateway → JetStream → scheduler projection', () 
   });
 
   it('puts the HTTP request, the publish and the consumer in one trace across both services', async () => {
-    const server = () => otlp.spans.filter((s) => s.service === 'gateway' && s.kind === 2 && s.name.startsWith('POST'));
+    const server = () =>
+      otlp.spans.filter((s) => s.service === 'gateway' && s.kind === 2 && s.name.startsWith('POST'));
     await waitFor(
-      () => server().length >= 2 && otlp.spans.filter((s) => s.service === 'scheduler' && s.kind === 5).length >= 2,
+      () =>
+        server().length >= 2 &&
+        otlp.spans.filter((s) => s.service === 'scheduler' && s.kind === 5).length >= 2,
       { timeoutMs: 10_000, what: `spans of both registrations (got ${JSON.stringify(otlp.spans)})` },
     );
     // Two registrations; the first one's consumer span died with the doomed scheduler, the

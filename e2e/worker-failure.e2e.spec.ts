@@ -7,20 +7,18 @@
  * notices the missing keepalives) and the gateway publishes the request's one `inference.failed`,
  * with the dead worker's id and the completion tokens the client received.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KV_BUCKETS, workerGenerateSubject } from '@longtail/contracts';
 import { freePort, startNatsServer, waitFor, type NatsServer } from '@longtail/testenv';
+import { writeServingModel } from './support/serving-model.js';
 import { startService, waitUntilReady, type ServiceProcess } from './support/services.js';
 
-const root = fileURLToPath(new URL('../', import.meta.url));
 const MODEL = 'tiny-llama';
 const FAILPOINT_EXIT_CODE = 86;
 const WORKER_IDS = ['wf-e2e-w1', 'wf-e2e-w2', 'wf-e2e-w3'] as const;
@@ -41,33 +39,7 @@ describe('serving survives a lost gpu-worker', () => {
   const events: Array<{ type: string; data: InferenceEventData }> = [];
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [
-      `${root}libs/model-fixtures/src/cli.ts`,
-      'model',
-      '--out',
-      modelDir,
-      '--hidden',
-      '32',
-      '--layers',
-      '2',
-      '--heads',
-      '2',
-      '--kv-heads',
-      '1',
-      '--intermediate',
-      '64',
-      '--vocab',
-      '128256',
-      '--dtype',
-      'f32',
-      '--seed',
-      '8',
-      '--tied',
-      '--max-pos',
-      '4096',
-      '--tokenizer',
-      'llama3',
-    ]);
+    writeServingModel(modelDir);
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
     nc.subscribe('inference.>', {

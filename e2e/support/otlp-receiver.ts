@@ -24,7 +24,9 @@ export interface OtlpReceiver {
 interface OtlpJson {
   resourceSpans?: Array<{
     resource?: { attributes?: Array<{ key: string; value: { stringValue?: string } }> };
-    scopeSpans?: Array<{ spans?: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number }> }>;
+    scopeSpans?: Array<{
+      spans?: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number }>;
+    }>;
   }>;
 }
 
@@ -37,7 +39,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       if (req.url === '/v1/traces' && (req.headers['content-type'] ?? '').includes('json')) {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpJson;
         for (const rs of body.resourceSpans ?? []) {
-          const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
+          const service =
+            rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
           for (const ss of rs.scopeSpans ?? [])
             for (const s of ss.spans ?? [])
               spans.push({

@@ -31,7 +31,13 @@ export function startService(name: ServiceName, port: number, env: Record<string
   if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build:ts)`);
   const child = spawn(process.execPath, ['--enable-source-maps', main], {
     cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'info', OTEL_BSP_SCHEDULE_DELAY: '100', ...env, PORT: String(port) },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      LOG_LEVEL: 'info',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      ...env,
+      PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -72,10 +78,13 @@ export async function readiness(service: ServiceProcess): Promise<{ status: numb
 }
 
 export async function waitUntilReady(service: ServiceProcess, timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => {
-    if (service.child.exitCode !== null) throw new Error(`${service.name} exited:\n${service.output()}`);
-    return (await readiness(service)).status === 200;
-  }, { timeoutMs, intervalMs: 100, what: `${service.name} ready` }).catch((err: unknown) => {
+  await waitFor(
+    async () => {
+      if (service.child.exitCode !== null) throw new Error(`${service.name} exited:\n${service.output()}`);
+      return (await readiness(service)).status === 200;
+    },
+    { timeoutMs, intervalMs: 100, what: `${service.name} ready` },
+  ).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}\n--- ${service.name} output ---\n${service.output()}`);
   });
 }
