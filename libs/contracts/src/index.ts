@@ -68,6 +68,28 @@ export {
 } from './commands/inference.js';
 export type { ChatMessage, Sampling, InferenceRequest, InferenceChunk } from './commands/inference.js';
 
+// Placement: the placement table, the scheduler lease, and their commands (core NATS, not events).
+export {
+  PlacementEntrySchema,
+  SchedulerLeaseSchema,
+  PlaceRequestSchema,
+  PlaceReplySchema,
+  WorkerAdapterCommandSchema,
+  WorkerAdapterReplySchema,
+  TermSchema,
+  SCHEDULER_LEASE_KEY,
+  SCHEDULER_PLACE_SUBJECT,
+  workerAdaptersSubject,
+} from './commands/placement.js';
+export type {
+  PlacementEntry,
+  SchedulerLease,
+  PlaceRequest,
+  PlaceReply,
+  WorkerAdapterCommand,
+  WorkerAdapterReply,
+} from './commands/placement.js';
+
 // Epoch totals: canonical encoding and hash.
 export {
   canonicalTotalsEncoding,
