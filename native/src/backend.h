@@ -128,6 +128,9 @@ struct CpuBackendOptions {
   int threads = 0;
   int max_context = 0;  // attention scratch per thread (grown with ensure_context)
   GemmImpl gemm = GemmImpl::kAuto;
+  // One reduction order per output element for every step shape (cpu.cpp, decision 0008):
+  // bitwise batch-invariant logits. Overrides `gemm`.
+  bool batch_invariant = false;
 };
 
 class CpuBackend;
@@ -164,5 +167,6 @@ extern int gemm_outer_pf;     // W blocks of 6 rows ahead that the outer kernel 
 extern int gemm_outer_min_m;  // gemm_own uses the outer-product kernel from this M on
 void gemm_blas(int threads, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
 void set_gemm_impl(CpuBackend* b, GemmImpl impl, int own_max_m);
+void set_batch_invariant(CpuBackend* b, bool on);
 
 }  // namespace longtail

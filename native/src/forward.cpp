@@ -37,6 +37,7 @@ struct EngineState {
   CpuBackend* cpu = nullptr;  // set when the backend is the CPU one
   Backend* be = nullptr;
   int threads = 0;
+  bool invariant = false;  // the CPU backend in batch-invariant mode
   int max_tokens = 0, max_seqs = 0;
   std::vector<double> inv_freq;  // [head_dim / 2]
   std::map<SeqId, Sequence> seqs;
@@ -145,9 +146,11 @@ Engine::Engine(const Model& model, EngineOptions o) : model_(model), state_(std:
     CpuBackendOptions bo;
     bo.threads = o.threads;
     bo.max_context = 256;
+    bo.batch_invariant = o.batch_invariant;
     s.cpu = make_cpu_backend(bo);
     s.be = as_backend(s.cpu);
     s.threads = cpu_backend_pool(s.cpu).size();
+    s.invariant = o.batch_invariant;
   }
   Backend& be = *s.be;
   // Weights, mapped once (CPU: the model's own pointers).
@@ -218,6 +221,7 @@ Backend& engine_backend(Engine& e) { return *e.state_->be; }
 
 int Engine::threads() const { return state_->threads; }
 const char* Engine::backend_name() const { return state_->be->name(); }
+bool Engine::batch_invariant() const { return state_->invariant; }
 
 // The rows of `a` as the backend's kernels read them: the view's own row pointers when reachable,
 // else (a device backend given host rows) a device mirror made once and cached per view.

@@ -110,6 +110,7 @@ Runtime::Runtime(const std::string& model_dir, RuntimeOptions opt) : state_(std:
   eo.kv_cache_bytes = opt.kv_cache_bytes ? opt.kv_cache_bytes : (size_t(256) << 20);
   eo.kv_block_tokens = opt.kv_block_tokens;
   eo.backend = opt.backend;
+  eo.batch_invariant = opt.batch_invariant;
   s.engine = std::make_unique<Engine>(*s.model, eo);
   AdapterPoolOptions po;
   po.pool_bytes = opt.adapter_pool_bytes ? opt.adapter_pool_bytes : lora_floats_rank16(c) * 4 * 64 * 5 / 4;

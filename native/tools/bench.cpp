@@ -119,10 +119,15 @@ double read_bandwidth(ThreadPool& pool) {
   return best;
 }
 
-double time_gemm(ThreadPool& pool, bool own, int M, int N, int K, int reps) {
+// Kernels of the per-shape comparison: kOwn = gemm_own (dot kernel below M = 8, outer-product
+// from there), kBlas = OpenBLAS, kOuter = gemm_own_outer for every M (the batch-invariant GEMM).
+enum Kernel { kOwn, kBlas, kOuter };
+
+double time_gemm(ThreadPool& pool, Kernel kernel, int M, int N, int K, int reps) {
   std::vector<float> x(size_t(M) * K, 0.01f), W(size_t(N) * K, 0.02f), y(size_t(M) * N);
   auto run = [&] {
-    if (own) gemm_own(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
+    if (kernel == kOwn) gemm_own(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
+    else if (kernel == kOuter) gemm_own_outer(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
     else gemm_blas(pool.size(), M, N, K, x.data(), W.data(), nullptr, y.data());
   };
   run();
@@ -185,6 +190,81 @@ StepCost decode_cost(const Model& m, const std::vector<const Adapter*>& distinct
   return s;
 }
 
+// The cost of batch invariance, measured in this run: the same steps on two engines, one with
+// batch_invariant on and one off, alternately (each step on one, then the same step on the other),
+// so both see the same load. Prefill: `prefill_chunk` tokens a step (whole `context`-token
+// prompts); decode: one token for each of B sequences, base model and every sequence on its own
+// adapter. Figures: mean ms of `iters` steps each; ratio = invariant / off.
+json invariance_cost(const Model& model, const std::vector<std::unique_ptr<Adapter>>& adapters, const EngineOptions& base,
+                     const std::vector<int>& batches, int context, int prefill_chunk, int iters) {
+  const ModelConfig& c = model.config();
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
+  const int nseq = std::max(max_batch, prefill_chunk / context);
+  EngineOptions on = base, off = base;
+  on.batch_invariant = true;
+  off.batch_invariant = false;
+  on.max_seqs_per_step = off.max_seqs_per_step = std::max(base.max_seqs_per_step, nseq);
+  Engine e_on(model, on), e_off(model, off);
+  Engine* engines[2] = {&e_on, &e_off};
+  const int capacity = context + int(batches.size()) * 2 * (iters + 1) + 8;
+  std::vector<SeqId> seqs[2];
+  for (int e = 0; e < 2; ++e)
+    for (int i = 0; i < nseq; ++i) seqs[e].push_back(engines[e]->create_sequence(capacity));
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> tok(3, c.vocab - 1);
+  std::vector<std::vector<int32_t>> prompts(nseq);
+  for (auto& p : prompts)
+    for (int j = 0; j < context; ++j) p.push_back(tok(rng));
+  std::vector<float> logits(size_t(on.max_seqs_per_step) * c.vocab);
+  json out;
+  // Prefill: the prompts in steps of whole prompts up to prefill_chunk tokens.
+  {
+    double t[2] = {0, 0};
+    int tokens = 0;
+    for (int i = 0; i < nseq;) {
+      const int per = std::max(1, prefill_chunk / context), n = std::min(per, nseq - i);
+      for (int e = 0; e < 2; ++e) {
+        StepBatch b;
+        for (int j = i; j < i + n; ++j) b.seqs.push_back({seqs[e][j], prompts[j].data(), context, 0, nullptr});
+        const double t0 = now();
+        engines[e]->step(b, logits.data());
+        t[e] += now() - t0;
+      }
+      tokens += n * context;
+      i += n;
+    }
+    out["prefill"] = {{"tokens", tokens}, {"tokens_per_step", std::max(1, prefill_chunk / context) * context},
+                      {"invariant_tokens_per_s", tokens / t[0]}, {"off_tokens_per_s", tokens / t[1]},
+                      {"ratio_time", t[0] / t[1]}};
+  }
+  json rows = json::array();
+  int32_t next_tok = 5;
+  for (int B : batches) {
+    for (bool with : {false, true}) {
+      if (with && int(adapters.size()) < B) continue;
+      double t[2] = {0, 0};
+      for (int r = 0; r <= iters; ++r) {  // r = 0: warm-up
+        for (int e = 0; e < 2; ++e) {
+          StepBatch b;
+          for (int i = 0; i < B; ++i)
+            b.seqs.push_back({seqs[e][i], &next_tok, 1, engines[e]->sequence_length(seqs[e][i]),
+                              with ? &adapters[i]->view() : nullptr});
+          const double t0 = now();
+          engines[e]->step(b, logits.data());
+          if (r > 0) t[e] += now() - t0;
+        }
+      }
+      rows.push_back({{"batch", B}, {"mode", with ? "adapters" : "base"}, {"invariant_ms", t[0] / iters * 1e3},
+                      {"off_ms", t[1] / iters * 1e3}, {"ratio", t[0] / t[1]}});
+      std::fprintf(stderr, "  invariance batch %d %s: on %.2f ms, off %.2f ms (x%.2f)\n", B, with ? "adapters" : "base",
+                   t[0] / iters * 1e3, t[1] / iters * 1e3, t[0] / t[1]);
+    }
+  }
+  out["decode"] = rows;
+  out["iters"] = iters;
+  return out;
+}
+
 }  // namespace
 
 int bench_main(const std::map<std::string, std::string>& o, const std::string& command_line) {
@@ -212,13 +292,17 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
   eo.threads = threads;
   eo.max_tokens_per_step = std::max(prefill_chunk, max_batch);
   eo.max_seqs_per_step = std::max(max_batch, prefill_chunk / context + 1);
-  Engine engine(*model, eo);
+  if (o.count("batch-invariant")) eo.batch_invariant = o.at("batch-invariant") == "on";
+  const bool invariance = !o.count("skip-invariance");
+  std::unique_ptr<Engine> engine_holder = std::make_unique<Engine>(*model, eo);
+  Engine& engine = *engine_holder;
   ThreadPool pool(engine.threads());
 
   json out;
   out["command"] = command_line;
   out["date"] = utc_now();
   out["machine"] = {{"cpu", cpu_model()}, {"cores", hardware_threads()}, {"threads", engine.threads()}};
+  out["batch_invariant"] = engine.batch_invariant();
   out["model"] = json::parse(model->summary_json());
   out["adapters"] = {{"count", adapters.size()},
                      {"rank", adapters.empty() ? 0 : adapters[0]->weights().max_rank},
@@ -232,7 +316,7 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
   double bw = copy_bandwidth(pool);
   std::fprintf(stderr, "bench: gemm peak\n");
   const int P = 1536;
-  double peak = 2.0 * P * P * P / time_gemm(pool, false, P, P, P, 5);
+  double peak = 2.0 * P * P * P / time_gemm(pool, kBlas, P, P, P, 5);
   const double bw_before = bw, peak_before = peak;
 
   // Prefill: max_batch sequences of `context` tokens, prefill_chunk tokens per step.
@@ -327,7 +411,7 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
   }
   std::fprintf(stderr, "bench: copy bandwidth and gemm peak again\n");
   const double bw_after = copy_bandwidth(pool);
-  const double peak_after = 2.0 * P * P * P / time_gemm(pool, false, P, P, P, 5);
+  const double peak_after = 2.0 * P * P * P / time_gemm(pool, kBlas, P, P, P, 5);
   bw = std::max(bw_before, bw_after);
   peak = std::max(peak_before, peak_after);
   const double rbw = read_bandwidth(pool);
@@ -365,6 +449,12 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
     if (naive_ms.count(kv.first)) speedup[std::to_string(kv.first)] = naive_ms[kv.first] / kv.second;
   out["batched_vs_naive_speedup"] = speedup;
 
+  if (invariance) {
+    std::fprintf(stderr, "bench: batch invariance on vs off\n");
+    engine_holder.reset();  // its KV cache and scratch go before two more engines
+    out["batch_invariance_cost"] = invariance_cost(*model, adapters, eo, batches, context, prefill_chunk, iters);
+  }
+
   if (gemm_shapes) {
     std::fprintf(stderr, "bench: gemm shapes\n");
     json g = json::array();
@@ -374,9 +464,11 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
         const int N = s[0], K = s[1];
         if (M >= 128 && N == 32000) continue;
         const int reps = M <= 32 ? 5 : 3;
-        const double to = time_gemm(pool, true, M, N, K, reps), tb = time_gemm(pool, false, M, N, K, reps);
+        const double to = time_gemm(pool, kOwn, M, N, K, reps), tb = time_gemm(pool, kBlas, M, N, K, reps);
+        const double tu = time_gemm(pool, kOuter, M, N, K, reps);
         const double fl = 2.0 * M * N * K;
         g.push_back({{"M", M}, {"N", N}, {"K", K}, {"own_GFLOPS", fl / to / 1e9}, {"blas_GFLOPS", fl / tb / 1e9},
+                     {"outer_GFLOPS", fl / tu / 1e9},
                      {"own_GBps", 4.0 * N * K / to / 1e9}, {"blas_GBps", 4.0 * N * K / tb / 1e9}});
       }
     }
@@ -395,7 +487,7 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
         gemm_bf16_own(pool, M, N, K, x.data(), wb.data(), y.data());
         best = std::min(best, now() - t0);
       }
-      const double tf = time_gemm(pool, true, M, N, K, 5);
+      const double tf = time_gemm(pool, kOwn, M, N, K, 5);
       w.push_back({{"M", M}, {"N", N}, {"K", K}, {"f32_ms", tf * 1e3}, {"bf16_on_the_fly_ms", best * 1e3}});
     }
     out["weight_dtype_streaming"] = w;

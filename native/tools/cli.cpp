@@ -53,6 +53,8 @@ const char* kHelp =
     "\n"
     "options:\n"
     "  --threads N   worker threads (default: all cores)\n"
+    "  --batch-invariant on|off   bitwise batch-invariant CPU forward (default on): a sequence's logits\n"
+    "                the same whatever else is in the step; off: faster kernels chosen by batch size\n"
     "  --help        this text\n";
 
 std::map<std::string, std::string> parse_opts(int argc, char** argv, int first) {
@@ -76,6 +78,11 @@ std::map<std::string, std::string> parse_opts(int argc, char** argv, int first) 
     o[key] = val;
   }
   return o;
+}
+
+// --batch-invariant on|off (checked in main); default: EngineOptions' default.
+bool batch_invariant_opt(const std::map<std::string, std::string>& o) {
+  return o.count("batch-invariant") ? o.at("batch-invariant") == "on" : EngineOptions{}.batch_invariant;
 }
 
 int parse_int(const std::string& s, const std::string& what) {
@@ -179,6 +186,7 @@ int cmd_logits(const std::map<std::string, std::string>& o) {
   eo.threads = threads;
   eo.max_tokens_per_step = per_step;
   eo.max_seqs_per_step = int(jobs.size());
+  eo.batch_invariant = batch_invariant_opt(o);
   Engine engine(*model, eo);
   std::vector<SeqId> ids;
   for (const Job& j : jobs) ids.push_back(engine.create_sequence(int(j.tokens.size())));
@@ -256,6 +264,7 @@ int cmd_generate(const std::map<std::string, std::string>& o) {
   RuntimeOptions ro;
   ro.background = false;
   if (o.count("threads")) ro.threads = parse_int(o.at("threads"), "--threads");
+  ro.batch_invariant = batch_invariant_opt(o);
   GenerateRequest req;
   req.prompt = parse_tokens(o.at("tokens"));
   SamplingParams& sp = req.sampling;
@@ -325,6 +334,9 @@ int main(int argc, char** argv) {
     if (o.count("help")) {
       std::fputs(kHelp, stdout);
       return 0;
+    }
+    if (o.count("batch-invariant") && o.at("batch-invariant") != "on" && o.at("batch-invariant") != "off") {
+      throw UsageError("--batch-invariant: '" + o.at("batch-invariant") + "' is not on or off");
     }
     if (cmd == "logits") return cmd_logits(o);
     if (cmd == "inspect") return cmd_inspect(o);

@@ -202,6 +202,7 @@ int serve_bench_main(const std::map<std::string, std::string>& o, const std::str
   const unsigned seed = unsigned(opt_int(o, "seed", 1));
   RuntimeOptions ro;
   ro.threads = opt_int(o, "threads", 0);
+  if (o.count("batch-invariant")) ro.batch_invariant = o.at("batch-invariant") == "on";
   ro.max_running = opt_int(o, "max-running", 64);
   ro.max_batch_tokens = opt_int(o, "max-batch-tokens", 256);
   ro.kv_cache_bytes = size_t(opt_num(o, "kv-mib", 2048)) << 20;
@@ -250,6 +251,7 @@ int serve_bench_main(const std::map<std::string, std::string>& o, const std::str
   out["command"] = command_line;
   out["date"] = utc_now();
   out["machine"] = {{"cpu", cpu_model()}, {"threads", int(std::thread::hardware_concurrency())}};
+  out["batch_invariant"] = ro.batch_invariant;
   out["workload"] = {{"requests", requests},       {"adapter_names", names},    {"distinct_adapters_requested", distinct.size()},
                      {"adapter_folders", dirs.size()}, {"folder_ranks", ranks}, {"zipf_alpha", alpha},
                      {"prompt_tokens", prompt},   {"output_tokens", output},   {"rate_per_s", rate},

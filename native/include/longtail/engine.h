@@ -108,6 +108,11 @@ struct EngineOptions {
   // "cuda": CUDA or Error ("CUDA backend requested but ..."); "cpu". The environment variable
   // LONGTAIL_BACKEND (same values) overrides "auto" only.
   std::string backend = "auto";
+  // Bitwise batch-invariant forward on the CPU backend: a sequence's logits do not depend on what
+  // else is in the step (batch size, other adapters, prefill chunking), so seeded sampling gives
+  // the same tokens alone and in any batch. Costs speed (docs/decisions/0008-batch-invariant-cpu.md).
+  // The CUDA backend ignores it (its kernels are not batch-invariant): see batch_invariant().
+  bool batch_invariant = true;
 };
 
 using SeqId = int64_t;
@@ -157,6 +162,7 @@ class Engine {
   const Model& model() const { return model_; }
   int threads() const;
   const char* backend_name() const;  // "cpu" or "cuda"
+  bool batch_invariant() const;       // true when this engine's logits are batch-invariant
 
  private:
   friend Backend& engine_backend(Engine& e);  // the runtime's adapter pool allocates from it

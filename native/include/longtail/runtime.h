@@ -77,6 +77,7 @@ struct RuntimeOptions {
   size_t adapter_host_bytes = 0;   // host tier; 0 = 1 GiB
   bool background = true;          // run the step loop on the runtime's own thread
   std::string backend = "auto";    // as EngineOptions::backend ("auto", "cuda", "cpu")
+  bool batch_invariant = true;     // as EngineOptions::batch_invariant (CPU backend only)
 };
 
 struct LoadTimes {

@@ -9,6 +9,15 @@
 //  - gemm_blas: OpenBLAS sgemm, for large M (prefill), which is bound by FLOPs.
 // LoRA: SGMV (shrink GEMM + expand GEMM per segment) for prefill segments, BGMV (per-token gathered
 // matvecs, all decode tokens in one parallel pass) for decode tokens.
+//
+// Batch-invariant mode (CpuBackendOptions::batch_invariant, docs/decisions/0008-batch-invariant-cpu.md):
+// every output element is computed in one fixed order whatever the step holds, so a sequence's
+// logits are bitwise the same alone, in a batch of any size, with any adapters beside it and with
+// any prefill chunking. GEMM: gemm_own_outer for every M (each y[m][n] is one FMA chain over
+// k = 0..K-1 in one vector lane of token m; tile width, padding, threads and M change nothing);
+// LoRA: lora_per_token for every segment (t[k] = scale·dot(A[k], x_m), then y_m += t[k]·Bt[k] for
+// k ascending, one FMA per element). The other ops already work per token or per (token, head)
+// in an order set by the token's own position.
 #include <cblas.h>
 
 #include <algorithm>
@@ -369,13 +378,23 @@ static inline float exp_shift_sum(float* sc, int n, float mx) {
   return sum;
 }
 
+// y[0, n) += a · x[0, n), one rounding per element (an FMA where the build has them), written out
+// so that the body and the tail round alike whatever the compiler contracts: the batch-invariant
+// paths call it on slices that start at different offsets.
 static inline void axpy(float a, const float* x, float* y, int n) {
-  for (int i = 0; i < n; ++i) y[i] += a * x[i];
+  int i = 0;
+#ifdef LT_AVX2
+  const __m256 av = _mm256_set1_ps(a);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+#else
+  for (; i < n; ++i) y[i] += a * x[i];
+#endif
 }
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const CpuBackendOptions& o) : pool_(o.threads), impl_(o.gemm) {
+  explicit CpuBackend(const CpuBackendOptions& o) : pool_(o.threads), impl_(o.gemm), invariant_(o.batch_invariant) {
     ensure_context(std::max(o.max_context, 16));
     bgmv_items_.reserve(4096);
   }
@@ -388,6 +407,7 @@ class CpuBackend final : public Backend {
       scores_.assign(size_t(pool_.size()) * context_, 0.0f);
     }
   }
+  void set_batch_invariant(bool on) { invariant_ = on; }
   void set_impl(GemmImpl impl, int own_max_m) {
     impl_ = impl;
     own_max_m_ = own_max_m;
@@ -403,13 +423,58 @@ class CpuBackend final : public Backend {
 
   void gemm(int M, int N, int K, const float* x, const float* W, const float* bias, float* y) override {
     if (M <= 0) return;
+    if (invariant_) return gemm_own_outer(pool_, M, N, K, x, W, bias, y);  // one order for every M
     const bool own = impl_ == GemmImpl::kOwn || (impl_ == GemmImpl::kAuto && M <= own_max_m_);
     if (own) gemm_own(pool_, M, N, K, x, W, bias, y);
     else gemm_blas(pool_.size(), M, N, K, x, W, bias, y);
   }
 
+  static constexpr int kTmpStride = 256;  // max rank: tmp row t holds token t's shrunk activations
+
+  // LoRA in one order for every token, whatever its segment's length (the batch-invariant path):
+  // shrink tmp[t][k] = scale · dot(A[k], x[t]) (dot's fixed order over `in`), then expand
+  // y[t] += tmp[t][k] · Bt[k] for k = 0..rank-1 (axpy: one FMA per element per k). Work items:
+  // (token, rank row) for the shrink, (token, 256-wide output chunk) for the expand; a chunk is one
+  // thread's, so threads never change an element's order.
+  void lora_per_token(const LoraSegment* segs, int nsegs, int in, int out, const float* x, float* y, float* tmp) {
+    int64_t shrink_items = 0, tokens = 0;
+    for (int s = 0; s < nsegs; ++s) {
+      shrink_items += int64_t(segs[s].len) * segs[s].rank;
+      tokens += segs[s].len;
+    }
+    pool_.parallel_for(shrink_items, [&](int64_t b, int64_t e) {
+      int64_t base = 0;
+      for (int s = 0; s < nsegs && base < e; ++s) {
+        const LoraSegment& g = segs[s];
+        const int64_t n = int64_t(g.len) * g.rank;
+        for (int64_t i = std::max(b, base), hi = std::min(e, base + n); i < hi; ++i) {
+          const int t = g.start + int((i - base) / g.rank), k = int((i - base) % g.rank);
+          tmp[size_t(t) * kTmpStride + k] = g.scale * dot(g.A[k], x + size_t(t) * in, in);
+        }
+        base += n;
+      }
+    });
+    constexpr int kChunk = 256;
+    const int chunks = (out + kChunk - 1) / kChunk;
+    pool_.parallel_for(tokens * chunks, [&](int64_t b, int64_t e) {
+      int64_t base = 0;
+      for (int s = 0; s < nsegs && base < e; ++s) {
+        const LoraSegment& g = segs[s];
+        const int64_t n = int64_t(g.len) * chunks;
+        for (int64_t i = std::max(b, base), hi = std::min(e, base + n); i < hi; ++i) {
+          const int t = g.start + int((i - base) / chunks), c = int((i - base) % chunks);
+          const int o0 = c * kChunk, o1 = std::min(out, o0 + kChunk);
+          const float* tt = tmp + size_t(t) * kTmpStride;
+          float* yy = y + size_t(t) * out;
+          for (int k = 0; k < g.rank; ++k) axpy(tt[k], g.Bt[k] + o0, yy + o0, o1 - o0);
+        }
+        base += n;
+      }
+    });
+  }
+
   void lora(const LoraSegment* segs, int nsegs, int in, int out, const float* x, float* y, float* tmp) override {
-    constexpr int kTmpStride = 256;  // max rank: tmp row t holds token t's shrunk activations
+    if (invariant_) return lora_per_token(segs, nsegs, in, out, x, y, tmp);
     bgmv_items_.clear();
     for (int s = 0; s < nsegs; ++s) {
       const LoraSegment& g = segs[s];
@@ -575,10 +640,21 @@ class CpuBackend final : public Backend {
       size_t i = lo;
 #ifdef LT_AVX2
       const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-      for (; i + 8 <= hi; i += 8) {
-        const __m256 gv = _mm256_loadu_ps(g + i);
+      auto silu8 = [&](float* gp, const float* up) {
+        const __m256 gv = _mm256_loadu_ps(gp);
         const __m256 den = _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, gv)));
-        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + i)));
+        _mm256_storeu_ps(gp, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(up)));
+      };
+      for (; i + 8 <= hi; i += 8) silu8(g + i, u + i);
+      if (i < hi) {
+        // The tail through the same vector code (padded): an element's value must not depend on
+        // whether the step's T·I elements put it in the last partial group of 8.
+        alignas(32) float gt[8] = {}, ut[8] = {};
+        std::memcpy(gt, g + i, (hi - i) * sizeof(float));
+        std::memcpy(ut, u + i, (hi - i) * sizeof(float));
+        silu8(gt, ut);
+        std::memcpy(g + i, gt, (hi - i) * sizeof(float));
+        i = hi;
       }
 #endif
       for (; i < hi; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
@@ -588,6 +664,7 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   GemmImpl impl_;
+  bool invariant_;
   int own_max_m_ = 32;
   int context_ = 0;
   std::vector<float> scores_;   // [threads, context]: attention scores per thread
@@ -601,5 +678,6 @@ void cpu_backend_ensure_context(CpuBackend* b, int ctx) { b->ensure_context(ctx)
 ThreadPool& cpu_backend_pool(CpuBackend* b) { return b->pool(); }
 void destroy_cpu_backend(CpuBackend* b) { delete b; }
 void set_gemm_impl(CpuBackend* b, GemmImpl impl, int own_max_m) { b->set_impl(impl, own_max_m); }
+void set_batch_invariant(CpuBackend* b, bool on) { b->set_batch_invariant(on); }
 
 }  // namespace longtail
