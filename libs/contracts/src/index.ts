@@ -79,6 +79,7 @@ export {
   TermSchema,
   SCHEDULER_LEASE_KEY,
   SCHEDULER_PLACE_SUBJECT,
+  SCHEDULER_PLACEMENT_VIEW_SUBJECT,
   workerAdaptersSubject,
 } from './commands/placement.js';
 export type {
@@ -88,6 +89,8 @@ export type {
   PlaceReply,
   WorkerAdapterCommand,
   WorkerAdapterReply,
+  PlacementView,
+  PlacementViewWorker,
 } from './commands/placement.js';
 
 // Epoch totals: canonical encoding and hash.

@@ -20,6 +20,8 @@ export const workerConfigSchema = baseConfigSchema.extend({
   ENGINE_THREADS: z.coerce.number().int().min(0).default(0),
   /** Requests accepted at once (running + waiting in the engine); more are refused as OVERLOADED. */
   MAX_QUEUE: z.coerce.number().int().positive().default(64),
+  /** Adapters the scheduler may place on this worker (its slots in the placement table). */
+  MAX_ADAPTERS: z.coerce.number().int().positive().default(256),
   /** Disk cache of adapters fetched from the object store. */
   ADAPTER_CACHE_DIR: z.string().min(1).optional(),
   /** Local adapter folders, JSON `{"<base>:<owner>/<name>": "/path/to/peft"}`. */

@@ -4,6 +4,7 @@ import { HealthModule, natsProbe, serviceMessaging } from '@longtail/service';
 import type { Logger } from '@longtail/telemetry';
 import type { WorkerConfig } from './config.js';
 import { InferenceServer } from './inference/inference.server.js';
+import { AdapterCommands } from './registry/adapter-commands.js';
 import { WorkerHeartbeat } from './registry/heartbeat.js';
 import { WORKER_CONFIG, WORKER_LOGGER } from './registry/tokens.js';
 
@@ -21,6 +22,7 @@ export class WorkerModule {
         { provide: WORKER_LOGGER, useValue: logger },
         InferenceServer,
         WorkerHeartbeat,
+        AdapterCommands,
       ],
     };
   }

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { AdapterCatalogProjection } from './catalog/adapter-catalog.projection.js';
 import { schedulerMigrations } from './catalog/migrations.js';
 import type { schedulerConfigSchema } from './config.js';
+import { SCHEDULER_LOGGER, SCHEDULER_NODE_OPTIONS, SchedulerNode } from './table/scheduler-node.js';
 
 @Module({})
 export class SchedulerModule {
@@ -27,7 +28,19 @@ export class SchedulerModule {
           useFactory: (messaging: MessagingService, db: DatabaseHandle<unknown>) => [natsProbe(messaging), postgresProbe(db)],
         }),
       ],
-      providers: [AdapterCatalogProjection],
+      providers: [
+        AdapterCatalogProjection,
+        { provide: SCHEDULER_LOGGER, useValue: logger },
+        {
+          provide: SCHEDULER_NODE_OPTIONS,
+          useValue: {
+            leaseTtlMs: config.LEASE_TTL_S * 1000,
+            leaseRenewMs: Math.min(config.LEASE_RENEW_MS, (config.LEASE_TTL_S * 1000) / 2),
+            workerLivenessMs: config.WORKER_LIVENESS_S * 1000,
+          },
+        },
+        SchedulerNode,
+      ],
     };
   }
 }

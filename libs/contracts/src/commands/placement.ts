@@ -98,3 +98,45 @@ export type WorkerAdapterReply = z.infer<typeof WorkerAdapterReplySchema>;
 export function workerAdaptersSubject(workerId: string): string {
   return `worker.${subjectToken(workerId)}.adapters`;
 }
+
+/**
+ * Gateway → active scheduler (request/reply): the operator's view of placement, served at
+ * `GET /v1/admin/placement`. Only the active scheduler answers (a standby does not listen).
+ */
+export const SCHEDULER_PLACEMENT_VIEW_SUBJECT = 'longtail.scheduler.placement';
+
+/** One worker in the operator's view. */
+export interface PlacementViewWorker {
+  readonly workerId: string;
+  readonly baseModel: string;
+  /** Adapters placed on it by the scheduler. */
+  readonly adapters: number;
+  /** Adapters its heartbeat says are loaded. */
+  readonly residentAdapters: number;
+  readonly adapterSlots: number;
+  /** Decayed requests routed to it (≈ rate × 14.4 s) and the bounded-load cap on that figure. */
+  readonly load: number;
+  readonly loadCap: number;
+  readonly inFlight: number;
+  readonly queueDepth: number;
+  readonly pool: { readonly pagesTotal: number; readonly pagesFree: number } | null;
+  readonly kv: { readonly blocksTotal: number; readonly blocksFree: number } | null;
+}
+
+/** The reply on `SCHEDULER_PLACEMENT_VIEW_SUBJECT`. */
+export interface PlacementView {
+  readonly term: number;
+  readonly holder: string;
+  readonly workers: readonly PlacementViewWorker[];
+  /** Adapters with an entry, and those with more than one worker. */
+  readonly adaptersPlaced: number;
+  readonly replicated: ReadonlyArray<{ readonly adapterId: string; readonly workers: readonly string[] }>;
+  /** Since this scheduler became active: requests seen (inference events), those served by a worker of the adapter's entry. */
+  readonly requests: number;
+  readonly hits: number;
+  readonly hitRate: number | null;
+  /** Load and evict commands sent, decisions taken (by kind). */
+  readonly loads: number;
+  readonly evictions: number;
+  readonly decisions: Readonly<Record<string, number>>;
+}

@@ -54,7 +54,17 @@ export interface WorkerLoad {
   readonly inFlight: number;
   /** Sequences waiting in the engine for room in the batch. */
   readonly queueDepth: number;
+  /** Adapters registered and ready (loaded from disk or the object store, validated). */
   readonly residentAdapters: readonly string[];
+  /** The engine's backend adapter pool: pages in all and free, bytes a page. */
+  readonly pool: { readonly pagesTotal: number; readonly pagesFree: number; readonly pageBytes: number };
+  /** The paged KV cache: blocks in all and free, positions a block. */
+  readonly kv: { readonly blocksTotal: number; readonly blocksFree: number; readonly blockTokens: number };
+  /**
+   * Requests on an adapter since start: `warm` found it ready on this worker, `cold` had to load it
+   * (or wait for a load in progress). The placement tests read their hit rate from these.
+   */
+  readonly adapterRequests: { readonly warm: number; readonly cold: number };
 }
 
 /** How often a running request sends a keepalive frame to the gateway (ms). */
@@ -78,8 +88,14 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
   #tokenizer: ModelTokenizer | undefined;
   #server: StreamServer | undefined;
   readonly #adapters: AdapterResolver;
-  /** Adapter id → its registration in the engine (registered once, on first use). */
+  /** Adapter id → its registration in the engine (registered once, on first use or a load command). */
   readonly #registered = new Map<string, Promise<void>>();
+  /** Adapters whose registration completed. */
+  readonly #ready = new Set<string>();
+  /** Adapter id → requests admitted on it and not yet ended: an evict command leaves these alone. */
+  readonly #using = new Map<string, number>();
+  #warm = 0;
+  #cold = 0;
   /** Requests admitted and not yet ended. */
   #admitted = 0;
   #draining = false;
@@ -133,8 +149,49 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
     return {
       inFlight: stats?.running ?? 0,
       queueDepth: stats?.waiting ?? 0,
-      residentAdapters: [...this.#registered.keys()],
+      residentAdapters: [...this.#ready],
+      pool: {
+        pagesTotal: stats?.poolPagesTotal ?? 0,
+        pagesFree: stats?.poolPagesFree ?? 0,
+        pageBytes: stats?.poolPageBytes ?? 0,
+      },
+      kv: {
+        blocksTotal: stats?.kvBlocksTotal ?? 0,
+        blocksFree: stats?.kvBlocksFree ?? 0,
+        blockTokens: stats?.kvBlockTokens ?? 0,
+      },
+      adapterRequests: { warm: this.#warm, cold: this.#cold },
     };
+  }
+
+  /** Loads an adapter ahead of its traffic (the scheduler's prefetch); idempotent. */
+  async loadAdapter(adapterId: string, sha256: string | null): Promise<void> {
+    if (this.#engine === undefined) throw new Error('this worker serves no model');
+    if (!adapterId.startsWith(`${this.config.BASE_MODEL}:`))
+      throw new Error(`${adapterId} is not an adapter of ${this.config.BASE_MODEL}`);
+    await this.register(adapterId, sha256);
+  }
+
+  /**
+   * Drops an adapter from the engine. false (nothing changed) while a request uses it; true when
+   * it is gone (or was never here).
+   */
+  async evictAdapter(adapterId: string): Promise<boolean> {
+    if ((this.#using.get(adapterId) ?? 0) > 0) return false;
+    const registration = this.#registered.get(adapterId);
+    if (registration === undefined) return true;
+    await registration.catch(() => undefined);
+    if ((this.#using.get(adapterId) ?? 0) > 0) return false;
+    if (this.#ready.has(adapterId)) {
+      try {
+        this.#engine!.unregisterAdapter(adapterId);
+      } catch {
+        return false; // the engine still runs a sequence on it
+      }
+    }
+    this.#registered.delete(adapterId);
+    this.#ready.delete(adapterId);
+    return true;
   }
 
   private async *serve(payload: unknown, meta: StreamMeta): AsyncGenerator<InferenceChunk> {
@@ -155,6 +212,8 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
       );
 
     this.#admitted++;
+    const using = request.adapterId;
+    if (using !== null) this.#using.set(using, (this.#using.get(using) ?? 0) + 1);
     // Tests crash the worker here: admitted, nothing sent, no event published.
     failpoint('gpu-worker.inference.after-admit');
     const startedAt = new Date();
@@ -220,6 +279,11 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
     } finally {
       for (const g of generations) g.cancel();
       this.#admitted--;
+      if (using !== null) {
+        const left = (this.#using.get(using) ?? 1) - 1;
+        if (left === 0) this.#using.delete(using);
+        else this.#using.set(using, left);
+      }
       if (meta.signal.aborted) outcome.finishReasons.push('cancelled');
       this.publishOutcome(request, outcome, startedAt, t0);
     }
@@ -291,24 +355,36 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
         INFERENCE_ERROR_CODES.BadRequest,
         `${id} is not an adapter of ${this.config.BASE_MODEL}`,
       );
-    let registration = this.#registered.get(id);
-    if (registration === undefined) {
-      registration = (async () => {
-        const dir = await this.#adapters.resolve(id, request.adapterSha256);
-        if (dir === undefined) throw new Error(`adapter ${id} is not available on this worker`);
-        await this.#engine!.registerAdapterAsync(id, dir);
-      })();
-      this.#registered.set(id, registration);
-      registration.catch(() => this.#registered.delete(id));
-    }
+    if (this.#ready.has(id)) this.#warm++;
+    else this.#cold++;
     try {
-      await registration;
+      await this.register(id, request.adapterSha256);
     } catch (err) {
       throw new CommandError(INFERENCE_ERROR_CODES.AdapterUnavailable, (err as Error).message, {
         cause: err,
       });
     }
     return id;
+  }
+
+  /** The adapter's registration in the engine, started once (a failed one is forgotten). */
+  private register(id: string, sha256: string | null): Promise<void> {
+    let registration = this.#registered.get(id);
+    if (registration === undefined) {
+      const started: Promise<void> = (async () => {
+        const dir = await this.#adapters.resolve(id, sha256);
+        if (dir === undefined) throw new Error(`adapter ${id} is not available on this worker`);
+        await this.#engine!.registerAdapterAsync(id, dir);
+      })().then(() => {
+        if (this.#registered.get(id) === started) this.#ready.add(id);
+      });
+      registration = started;
+      this.#registered.set(id, started);
+      started.catch(() => {
+        if (this.#registered.get(id) === started) this.#registered.delete(id);
+      });
+    }
+    return registration;
   }
 
   private publishOutcome(

@@ -1,6 +1,7 @@
 /**
  * The worker's heartbeat in the `workers` KV bucket (TTL 15 s): the scheduler's view of which
- * workers are alive and what they can take. The key is deleted on a graceful stop so the worker
+ * workers are alive and what they can take (adapter slots, pool pages, KV blocks, queue, resident
+ * adapters). The key is deleted on a graceful stop so the worker
  * leaves the registry at once instead of after the TTL.
  */
 import { Inject, Injectable, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
@@ -9,7 +10,7 @@ import { KV_BUCKETS, subjectToken } from '@longtail/contracts';
 import { MESSAGING_CONNECTION, type MessagingConnection } from '@longtail/messaging';
 import type { Logger } from '@longtail/telemetry';
 import type { WorkerConfig } from '../config.js';
-import { InferenceServer } from '../inference/inference.server.js';
+import { InferenceServer, type WorkerLoad } from '../inference/inference.server.js';
 import { WORKER_CONFIG, WORKER_LOGGER } from './tokens.js';
 
 export { WORKER_CONFIG, WORKER_LOGGER } from './tokens.js';
@@ -24,6 +25,14 @@ export interface WorkerHeartbeatV1 {
   readonly inFlight: number;
   readonly queueDepth: number;
   readonly residentAdapters: readonly string[];
+  /** How many adapters the scheduler may place here (`MAX_ADAPTERS`). */
+  readonly adapterSlots: number;
+  /** The engine's backend adapter pool: pages in all and free, bytes a page. */
+  readonly pool: WorkerLoad['pool'];
+  /** The paged KV cache: blocks in all and free, positions a block. */
+  readonly kv: WorkerLoad['kv'];
+  /** Adapter requests since start that found their adapter ready (`warm`) or had to load it. */
+  readonly adapterRequests: WorkerLoad['adapterRequests'];
 }
 
 @Injectable()
@@ -64,6 +73,10 @@ export class WorkerHeartbeat implements OnApplicationBootstrap, BeforeApplicatio
       inFlight: load.inFlight,
       queueDepth: load.queueDepth,
       residentAdapters: load.residentAdapters,
+      adapterSlots: this.config.MAX_ADAPTERS,
+      pool: load.pool,
+      kv: load.kv,
+      adapterRequests: load.adapterRequests,
     };
     try {
       await this.#kv?.put(this.key, JSON.stringify(heartbeat));

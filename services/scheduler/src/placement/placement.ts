@@ -60,7 +60,9 @@ export type DecisionReason =
   /** unreplicate: demand fell below the hysteresis threshold. */
   | 'demand-fell'
   /** unreplicate: the worker left; nothing to tell it. */
-  | 'worker-left';
+  | 'worker-left'
+  /** place / replicate: taken over from the table a previous scheduler (a lower term) wrote. */
+  | 'restore';
 
 /** One placement decision, in the order taken (`seq` from 1, gap-free). */
 export interface Decision {
@@ -423,6 +425,61 @@ export class Placement {
     // After the request is pinned, so that a demand replica's eviction cannot take its replica.
     this.#maybeResize(adapter, chosen);
     return worker.id;
+  }
+
+  /**
+   * A request for the adapter was served by `workerId`: the gateway routed it from the published
+   * table, and the scheduler learns of it afterwards (from its inference event). Counts it in the
+   * adapter's demand and the worker's load where it really ran, marks the replica recently used,
+   * then adjusts the replica set as `route` would: a replica more when every replica is at the
+   * load cap (or a first one when it has none), else the demand rule with its hysteresis.
+   */
+  served(adapterId: string, workerId: string, now: number): void {
+    const adapter = this.#adapter(adapterId);
+    this.#advance(now);
+    adapter.demandScore += this.#demand.scale;
+    const group = this.#groups.get(adapter.baseModel);
+    if (group === undefined || group.workers === 0) return;
+    const worker = this.#workers.get(workerId);
+    if (worker?.alive === true && worker.group === group) {
+      worker.loadScore += this.#load.scale;
+      group.loadScore += this.#load.scale;
+      const replica = worker.held.get(adapter);
+      if (replica !== undefined) this.#touch(replica);
+    }
+    this.#capBase = (this.#loadFactor * (group.loadScore / this.#load.scale + 1)) / group.capacitySum;
+    if (adapter.replicas.length === 0) {
+      this.#addReplica(adapter, 'first-request');
+      return;
+    }
+    if (!adapter.replicas.some((r) => this.#underCap(r.worker!))) {
+      this.#addReplica(adapter, 'load-cap');
+      return;
+    }
+    this.#maybeResize(adapter, null);
+  }
+
+  /**
+   * Takes over a placement a previous scheduler published: the adapter gets a replica on each
+   * listed live worker of its base model that does not hold it yet (decisions `place` /
+   * `replicate`, reason `restore`, so the new term re-stamps the entry). Unknown or dead
+   * workers are skipped; an adapter left with none is placed on first demand as usual.
+   */
+  adopt(spec: AdapterSpec, workerIds: readonly string[], now: number): void {
+    if (!this.#adapters.has(spec.id)) this.addAdapter(spec);
+    const adapter = this.#adapter(spec.id);
+    this.#advance(now);
+    for (const id of workerIds) {
+      const worker = this.#workers.get(id);
+      if (worker?.alive !== true || worker.group.baseModel !== adapter.baseModel) continue;
+      if (worker.held.has(adapter) || worker.poolPages - worker.pinnedPages < adapter.pages) continue;
+      this.#attach(adapter, worker, 'restore');
+    }
+  }
+
+  /** Whether the adapter is registered. */
+  hasAdapter(adapterId: string): boolean {
+    return this.#adapters.has(adapterId);
   }
 
   /** A request routed to `workerId` finished (or failed): its adapter may be evicted again. */

@@ -228,4 +228,43 @@ describe('Placement', () => {
       /already registered/,
     );
   });
+
+  it('given traffic routed elsewhere (the gateway), when served reports it, then load counts where it ran and a hot adapter gains replicas', () => {
+    const { placement, decisions } = given(4, 40, 64);
+    // Cold start: the first report places the adapter on its ring owner.
+    placement.served('adapter-0', 'worker-0', 0);
+    const home = placement.replicasOf('adapter-0');
+    expect(home).toHaveLength(1);
+    expect(decisions.map((d) => [d.kind, d.reason])).toEqual([['place', 'first-request']]);
+    // The load is counted on the worker that really served, not on the home.
+    for (let i = 1; i <= 20; i++) placement.served('adapter-0', 'worker-3', i * 0.01);
+    expect(placement.load('worker-3', 0.2)).toBeGreaterThan(19);
+    // Background traffic over every adapter, and adapter-1 hot (half of all requests), each sent
+    // to its least loaded replica as a gateway would: the hot one gains replicas, the rest do not.
+    for (let t = 0; t < 4000; t++) {
+      const now = 1 + t * 0.01;
+      const adapter = t % 2 === 0 ? 'adapter-1' : `adapter-${2 + ((t >> 1) % 38)}`;
+      const where = placement.replicasOf(adapter);
+      const least = where.reduce<string | undefined>(
+        (best, w) => (best === undefined || placement.load(w, now) < placement.load(best, now) ? w : best),
+        undefined,
+      );
+      placement.served(adapter, least ?? 'worker-0', now);
+    }
+    expect(placement.replicasOf('adapter-1').length).toBeGreaterThan(1);
+    const cold = adapterIds(40).slice(2).filter((a) => placement.replicasOf(a).length === 1);
+    expect(cold.length).toBeGreaterThan(30);
+  });
+
+  it('given a published table, when a new instance adopts it, then replicas on live workers are kept and dead ones skipped', () => {
+    const { placement, decisions } = given(3, 0, 8);
+    placement.adopt({ id: 'adapter-0', baseModel: 'm' }, ['worker-2', 'gone', 'worker-0'], 0);
+    placement.adopt({ id: 'adapter-1', baseModel: 'm' }, ['gone'], 0);
+    expect(placement.replicasOf('adapter-0')).toEqual(['worker-2', 'worker-0']);
+    expect(placement.replicasOf('adapter-1')).toEqual([]);
+    expect(decisions.map((d) => [d.kind, d.worker, d.reason])).toEqual([
+      ['place', 'worker-2', 'restore'],
+      ['replicate', 'worker-0', 'restore'],
+    ]);
+  });
 });
