@@ -12,10 +12,12 @@ import { InferenceKeyGuard } from './http/inference-key.guard.js';
 import { OpenAiErrorFilter } from './http/openai-errors.js';
 import { CompletionsController } from './inference/completions.controller.js';
 import { InferenceClient } from './inference/inference-client.js';
+import { PlacementWorkerRouter } from './inference/placement-router.js';
 import { HeartbeatWorkerRouter, WORKER_ROUTER } from './inference/worker-router.js';
 import { GATEWAY_LOGGER } from './logger.token.js';
 import { AttributionReadsController } from './reads/attribution.controller.js';
 import { LedgerReadsController } from './reads/ledger.controller.js';
+import { PlacementReadsController } from './reads/placement.controller.js';
 import { ServiceReads } from './reads/service-reads.js';
 
 @Module({})
@@ -35,6 +37,7 @@ export class GatewayModule {
         AdaptersController,
         AttributionReadsController,
         LedgerReadsController,
+        PlacementReadsController,
         CompletionsController,
       ],
       providers: [
@@ -42,7 +45,8 @@ export class GatewayModule {
         InferenceKeyGuard,
         { provide: GATEWAY_LOGGER, useValue: logger },
         HeartbeatWorkerRouter,
-        { provide: WORKER_ROUTER, useExisting: HeartbeatWorkerRouter },
+        PlacementWorkerRouter,
+        { provide: WORKER_ROUTER, useExisting: PlacementWorkerRouter },
         InferenceClient,
         ServiceReads,
         ...adapterRegistryProviders({ maxUploadBytes: config.ADAPTER_UPLOAD_MAX_BYTES, modelConfigDir: config.MODEL_CONFIG_DIR }),

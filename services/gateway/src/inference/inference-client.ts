@@ -82,7 +82,7 @@ export class InferenceClient {
   ) {}
 
   async start(request: InferenceRequest, signal: AbortSignal): Promise<StartedInference | undefined> {
-    const routes = this.router.route(request.model, request.adapterId);
+    const routes = await this.router.route(request.model, request.adapterId);
     const startedAt = new Date();
     const t0 = performance.now();
     let busy = false;

@@ -1,8 +1,10 @@
 /**
- * Which workers may serve a request. `WorkerRouter` is the seam where the scheduler's placement
- * table slots in later (adapter residency, load); for now `HeartbeatWorkerRouter` answers from a
- * local watch of the `workers` KV bucket: any live, serving worker of the base model, least
- * loaded first, ties rotated so that load spreads.
+ * Which workers may serve a request. `WorkerRouter` is the seam; two implementations:
+ * - `HeartbeatWorkerRouter` answers from a local watch of the `workers` KV bucket: any live,
+ *   serving worker of the base model, those holding the adapter first, then least loaded, ties
+ *   rotated so that load spreads. It is also the live-worker filter and the fallback below.
+ * - `PlacementWorkerRouter` (`placement-router.ts`) routes adapter requests from the scheduler's
+ *   placement table.
  */
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
@@ -17,8 +19,11 @@ export interface WorkerRoute {
 }
 
 export interface WorkerRouter {
-  /** Workers that may serve `baseModel` (with `adapterId`, when not null), in the order to try. */
-  route(baseModel: string, adapterId: string | null): readonly WorkerRoute[];
+  /**
+   * Workers that may serve `baseModel` (with `adapterId`, when not null), in the order to try.
+   * A router may need a round trip (a placement miss), hence the promise.
+   */
+  route(baseModel: string, adapterId: string | null): readonly WorkerRoute[] | Promise<readonly WorkerRoute[]>;
   /** Base models some live worker serves, and the adapters known to be resident on one. */
   models(): { readonly baseModels: readonly string[]; readonly adapters: readonly string[] };
   /** Whether the base model exists, served now or not (a model with no live worker is a 503, not a 404). */
@@ -96,6 +101,15 @@ export class HeartbeatWorkerRouter implements WorkerRouter, OnApplicationBootstr
 
   knows(baseModel: string): boolean {
     return this.#known.has(baseModel);
+  }
+
+  /** Ids of the live, serving workers of `baseModel`. */
+  liveIds(baseModel: string): Set<string> {
+    return new Set(
+      this.live()
+        .filter((h) => h.baseModel === baseModel && h.state === 'serving')
+        .map((h) => h.workerId),
+    );
   }
 
   private live(): Heartbeat[] {

@@ -86,12 +86,21 @@ export class PlacementTable {
   /** Adopts the registry and the published table, then starts serving. */
   async start(): Promise<void> {
     const now = this.#now();
+    const t0 = performance.now();
     for (const w of this.#d.registry.live()) this.#join(w.heartbeat);
     this.#unsubscribe = this.#d.registry.subscribe({
       joined: (h) => this.#join(h),
       left: (id) => {
-        if (this.#core.workerIds().includes(id)) this.#core.removeWorker(id, this.#now());
-        this.#scheduleCommit();
+        if (!this.#core.workerIds().includes(id)) return;
+        const t0 = performance.now();
+        const moved = this.#core.residents(id).length;
+        this.#core.removeWorker(id, this.#now());
+        void this.#commit().then(() =>
+          this.#d.logger.info(
+            { workerId: id, adapters: moved, ms: Math.round(performance.now() - t0) },
+            'placements moved off a departed worker',
+          ),
+        );
       },
     });
     const orphans = await this.#adopt(now);
@@ -113,7 +122,10 @@ export class PlacementTable {
       this.#scheduleCommit();
     }, TICK_MS);
     await this.nc.flush(); // the server knows our subscriptions before anyone is told we are active
-    logger.info({ term: this.term, adapters: this.#entries.size }, 'placement table active');
+    logger.info(
+      { term: this.term, adapters: this.#entries.size, ms: Math.round(performance.now() - t0) },
+      'placement table active',
+    );
   }
 
   /** Stops acting: no more writes, commands or answers. */
@@ -233,8 +245,11 @@ export class PlacementTable {
     const keys: string[] = [];
     for await (const k of await kv.keys()) keys.push(k);
     const orphans: string[] = [];
-    for (const key of keys) {
-      const e = await kv.get(key);
+    const read = [];
+    // In parallel: a takeover under load must not pay one round trip per adapter in a row.
+    for (let i = 0; i < keys.length; i += 256) read.push(...(await Promise.all(keys.slice(i, i + 256).map((k) => kv.get(k)))));
+    for (const [i, key] of keys.entries()) {
+      const e = read[i] ?? null;
       if (e === null || e.operation !== 'PUT') continue;
       const parsed = PlacementEntrySchema.safeParse(e.json());
       this.#revisions.set(key, e.revision);
