@@ -63,7 +63,10 @@ interface Figures {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly meanMs: number;
-  /** CPU milliseconds per request, by process (bench = this process: the engine, or autocannon). */
+  /**
+   * CPU milliseconds per request, by process (bench = this process: the engine in the direct runs,
+   * autocannon in the serving runs); `…JsThread` is that process's JS thread alone.
+   */
   readonly cpuMsPerRequest: Record<string, number>;
 }
 
@@ -85,16 +88,20 @@ function figures(latenciesMs: number[], seconds: number, cpuMs: Record<string, n
   };
 }
 
-/** CPU time (user + system, ms) a process has used, from /proc (clock ticks of 10 ms). */
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/**
+ * CPU time (user + system, ms) a process has used, from /proc (clock ticks of 10 ms); `pid/js`
+ * reads only its main thread (Node's JS thread: the engine, libuv and GC threads are the rest).
+ */
+function cpuMsOf(id: string): number {
+  const [pid, js] = id.split('/');
+  const stat = readFileSync(js ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime (fields 14 and 15)
 }
 
 /** CPU ms each named process uses while `run` runs. */
 async function measuringCpu<T>(
-  pids: Record<string, number>,
+  pids: Record<string, string>,
   run: () => Promise<T>,
 ): Promise<{ result: T; cpuMs: Record<string, number> }> {
   const before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, cpuMsOf(pid)]));
@@ -262,10 +269,12 @@ async function main(): Promise<void> {
     const prompt = tokenizer.encode(PROMPT, { add_special_tokens: true }).ids;
     engine = await Engine.open(modelDir, { threads: 1 });
     const pids = {
-      bench: process.pid,
-      gateway: gateway.child.pid!,
-      worker: worker.child.pid!,
-      natsServer: natsServerPid(nats.port),
+      bench: `${process.pid}`,
+      benchJsThread: `${process.pid}/js`,
+      gateway: `${gateway.child.pid!}`,
+      worker: `${worker.child.pid!}`,
+      workerJsThread: `${worker.child.pid!}/js`,
+      natsServer: `${natsServerPid(nats.port)}`,
     };
 
     const loadBefore = os.loadavg();
@@ -273,7 +282,9 @@ async function main(): Promise<void> {
     const rows = [];
     for (const c of CONCURRENCY) {
       await direct(engine, prompt, c, WARMUP_SECONDS);
-      const d = await measuringCpu({ bench: pids.bench }, () => direct(engine!, prompt, c, SECONDS));
+      const d = await measuringCpu({ bench: pids.bench, benchJsThread: pids.benchJsThread }, () =>
+        direct(engine!, prompt, c, SECONDS),
+      );
       const directFigures = figures(d.result.latencies, d.result.seconds, d.cpuMs);
 
       await serving(gateway.baseUrl, key, c, WARMUP_SECONDS);

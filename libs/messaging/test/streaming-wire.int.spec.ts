@@ -1,0 +1,108 @@
+/**
+ * What a streamed request costs on the wire (the serving hot path, bench/serving.ts): a caller's
+ * requests share one reply subscription, so a request adds no subscription on the server; a
+ * handler's frames of one event-loop turn are one message; frames spread over turns still arrive
+ * in order; a cancel still reaches the handler.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '@longtail/testenv';
+import {
+  connectMessaging,
+  requestStream,
+  serveStream,
+  type MessagingConnection,
+  type StreamServer,
+} from '../src/index.js';
+import { sleep } from './support/events.js';
+
+let server: NatsServer;
+let handlerConn: MessagingConnection;
+let callerConn: MessagingConnection;
+const servers: StreamServer[] = [];
+let cancelled = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  handlerConn = await connectMessaging({ servers: server.url, name: 'wire-handler' });
+  callerConn = await connectMessaging({ servers: server.url, name: 'wire-caller' });
+  // A 1-token reply: its token chunk and the final chunk are produced in one turn.
+  servers.push(
+    serveStream(handlerConn, 'wire.one-turn', async function* () {
+      await new Promise((r) => setImmediate(r));
+      yield { text: 'x', tokens: 1 };
+      yield { text: '', tokens: 0, finish: 'length' };
+    }),
+  );
+  servers.push(
+    serveStream(handlerConn, 'wire.spread', async function* () {
+      for (let i = 0; i < 5; i++) {
+        yield i;
+        await sleep(5);
+      }
+    }),
+  );
+  servers.push(
+    serveStream(handlerConn, 'wire.endless', async function* (_p, meta) {
+      try {
+        for (let i = 0; !meta.signal.aborted; i++) {
+          yield i;
+          await sleep(5);
+        }
+      } finally {
+        cancelled++;
+      }
+    }),
+  );
+  await handlerConn.nc.flush();
+});
+afterAll(async () => {
+  for (const s of servers) await s.stop({ cancel: true });
+  await callerConn?.close();
+  await handlerConn?.close();
+  await server?.stop();
+});
+
+/** Subscriptions nats-server holds for the connection named `name` (monitoring `/connz`). */
+async function serverSubscriptions(name: string): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${server.monitorPort}/connz?subs=1`);
+  const connz = (await res.json()) as { connections: Array<{ name?: string; subscriptions: number }> };
+  return connz.connections.find((c) => c.name === name)?.subscriptions ?? -1;
+}
+
+async function collect<T>(subject: string): Promise<T[]> {
+  const out: T[] = [];
+  for await (const chunk of requestStream<T>(callerConn, subject, {})) out.push(chunk);
+  return out;
+}
+
+describe('streamed requests on the wire', () => {
+  it('a reply produced in one turn is one message', async () => {
+    await collect('wire.one-turn'); // the first request opens the shared reply subscription
+    const before = handlerConn.nc.stats().outMsgs;
+    for (let i = 0; i < 10; i++)
+      expect(await collect('wire.one-turn')).toEqual([
+        { text: 'x', tokens: 1 },
+        { text: '', tokens: 0, finish: 'length' },
+      ]);
+    await handlerConn.nc.flush();
+    // Ten replies of two chunks and `end` each: ten messages, not thirty.
+    expect(handlerConn.nc.stats().outMsgs - before).toBe(10);
+  });
+
+  it('frames spread over several turns arrive in order, and concurrent requests do not mix', async () => {
+    const replies = await Promise.all(Array.from({ length: 8 }, () => collect<number>('wire.spread')));
+    for (const r of replies) expect(r).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('a request in flight adds no subscription; breaking out of the loop cancels the handler', async () => {
+    await collect('wire.one-turn');
+    await callerConn.nc.flush();
+    const idle = await serverSubscriptions('wire-caller');
+    const before = cancelled;
+    for await (const i of requestStream<number>(callerConn, 'wire.endless', {})) {
+      if (i === 1) expect(await serverSubscriptions('wire-caller')).toBe(idle);
+      if (i === 3) break;
+    }
+    await expect.poll(() => cancelled, { timeout: 2000 }).toBe(before + 1);
+  });
+});
