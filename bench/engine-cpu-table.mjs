@@ -34,4 +34,19 @@ lines.push(
     .map(([b, s]) => `batch ${b}: ${f(s, 1)}×`)
     .join(', ')}.`,
 );
+if (r.batch_invariance_cost) {
+  const c = r.batch_invariance_cost;
+  lines.push('');
+  lines.push(
+    `Batch invariance (main rows above: batch_invariant ${r.batch_invariant ? 'on' : 'off'}). Same steps on an engine with it on and one with it off, alternately in this run (median of ${c.iters} steps each; decode batch ≥ 8 base runs the same kernels in both modes, so its ratio is the noise of the run):`,
+  );
+  lines.push('');
+  lines.push('| step | invariant on | off | on / off |');
+  lines.push('|---|---:|---:|---:|');
+  lines.push(
+    `| prefill (${c.prefill.tokens} tokens, ${c.prefill.tokens_per_step} a step) | ${f(c.prefill.invariant_tokens_per_s)} tokens/s | ${f(c.prefill.off_tokens_per_s)} tokens/s | ${f(c.prefill.ratio_time, 2)}× time |`,
+  );
+  for (const d of c.decode)
+    lines.push(`| decode batch ${d.batch} ${d.mode} | ${f(d.invariant_ms)} ms | ${f(d.off_ms)} ms | ${f(d.ratio, 2)}× |`);
+}
 console.log(lines.join('\n'));

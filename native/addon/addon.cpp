@@ -235,6 +235,11 @@ longtail::RuntimeOptions parse_options(Napi::Env env, const Napi::Value& v) {
     o.adapter_host_bytes =
         static_cast<size_t>(integer_of(env, obj.Get("adapterHostBytes"), "adapterHostBytes", 0, kSafeMax));
   if (has(obj, "backend")) o.backend = string_of(env, obj.Get("backend"), "backend");  // checked by the engine
+  if (has(obj, "batchInvariant")) {
+    Napi::Value b = obj.Get("batchInvariant");
+    if (!b.IsBoolean()) type_error(env, "batchInvariant must be a boolean");
+    o.batch_invariant = b.As<Napi::Boolean>().Value();
+  }
   return o;
 }
 
@@ -448,6 +453,7 @@ class RuntimeWrap : public Napi::ObjectWrap<RuntimeWrap> {
     n("kvBlocksTotal", st.kv_blocks_total);
     n("kvBlocksFree", st.kv_blocks_free);
     n("kvBlockTokens", st.kv_block_tokens);
+    o.Set("batchInvariant", Napi::Boolean::New(env, st.batch_invariant));
     n("adaptersRegistered", st.adapters_registered);
     n("adaptersResident", st.adapters_resident);
     n("adaptersInUse", st.adapters_in_use);

@@ -162,6 +162,11 @@ void gemm_reference(int M, int N, int K, const float* x, const float* W, const f
 void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
 void gemm_own_dot(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
 void gemm_own_outer(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
+// Same bits as gemm_own_outer for every element, lanes over W rows (fast for small M).
+void gemm_own_wt(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
+// The batch-invariant GEMM: gemm_own_wt for M <= gemm_invariant_wt_max_m, else gemm_own_outer.
+void gemm_invariant(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
+extern int gemm_invariant_wt_max_m;
 extern int gemm_outer_kc;     // K block of the outer-product kernel (<= 0: all of K)
 extern int gemm_outer_pf;     // W blocks of 6 rows ahead that the outer kernel prefetches
 extern int gemm_outer_min_m;  // gemm_own uses the outer-product kernel from this M on

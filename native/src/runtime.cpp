@@ -118,6 +118,7 @@ Runtime::Runtime(const std::string& model_dir, RuntimeOptions opt) : state_(std:
   s.pool = std::make_unique<AdapterPool>(*s.model, engine_backend(*s.engine), po);
   s.logits.resize(size_t(opt.max_running) * c.vocab);
   s.counters.kv_block_tokens = s.engine->kv_block_tokens();
+  s.counters.batch_invariant = s.engine->batch_invariant();
   s.counters.kv_blocks_total = s.engine->kv_blocks_total();
   s.counters.kv_blocks_free = s.engine->kv_blocks_free();
   s.snapshot = s.counters;

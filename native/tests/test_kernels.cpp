@@ -1,5 +1,7 @@
 // Kernels against plain references: GEMM (own AVX2 kernel and OpenBLAS) over awkward shapes, and
 // the LoRA SGMV/BGMV path over mixed segment layouts and ranks.
+#include <cstring>
+
 #include "backend.h"
 #include "test_util.h"
 #include "threadpool.h"
@@ -58,6 +60,12 @@ int main() {
             gemm_own_outer(pool, M, N, K, x.data(), W.data(), bias, outer.data());
             gemm_own_dot(pool, M, N, K, x.data(), W.data(), bias, dot.data());
             gemm_own(pool, M, N, K, x.data(), W.data(), bias, own.data());
+            // The batch-invariant GEMM's two kernels give the same bits for every element.
+            std::vector<float> wt(ref.size(), -7.0f);
+            if (M <= 8 || M % 13 == 0) {
+              gemm_own_wt(pool, M, N, K, x.data(), W.data(), bias, wt.data());
+              CHECK(std::memcmp(wt.data(), outer.data(), wt.size() * sizeof(float)) == 0);
+            }
             CHECK(max_rel(outer, ref) < 1e-5);
             CHECK(max_rel(dot, ref) < 1e-5);
             CHECK(max_rel(own, ref) < 1e-5);
@@ -72,8 +80,9 @@ int main() {
   o.threads = threads;
   CpuBackend* cpu = make_cpu_backend(o);
   Backend& be = *as_backend(cpu);
-  for (GemmImpl impl : {GemmImpl::kOwn, GemmImpl::kBlas}) {
-    set_gemm_impl(cpu, impl, 32);
+  for (int mode = 0; mode < 3; ++mode) {  // own kernels, OpenBLAS, batch-invariant (per-token LoRA)
+    set_gemm_impl(cpu, mode == 1 ? GemmImpl::kBlas : GemmImpl::kOwn, 32);
+    set_batch_invariant(cpu, mode == 2);
     const int in = 40, out = 24;
     struct S { int len, rank; };
     const S layout[] = {{5, 4}, {1, 1}, {1, 16}, {20, 8}, {1, 3}, {3, 256}, {1, 7}};

@@ -120,14 +120,17 @@ double read_bandwidth(ThreadPool& pool) {
 }
 
 // Kernels of the per-shape comparison: kOwn = gemm_own (dot kernel below M = 8, outer-product
-// from there), kBlas = OpenBLAS, kOuter = gemm_own_outer for every M (the batch-invariant GEMM).
-enum Kernel { kOwn, kBlas, kOuter };
+// from there), kBlas = OpenBLAS, kOuter = gemm_own_outer, kWt = gemm_own_wt (same bits, lanes over
+// W rows), kInvariant = gemm_invariant (the batch-invariant GEMM: kWt up to M = 4, then kOuter).
+enum Kernel { kOwn, kBlas, kOuter, kWt, kInvariant };
 
 double time_gemm(ThreadPool& pool, Kernel kernel, int M, int N, int K, int reps) {
   std::vector<float> x(size_t(M) * K, 0.01f), W(size_t(N) * K, 0.02f), y(size_t(M) * N);
   auto run = [&] {
     if (kernel == kOwn) gemm_own(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
     else if (kernel == kOuter) gemm_own_outer(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
+    else if (kernel == kWt) gemm_own_wt(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
+    else if (kernel == kInvariant) gemm_invariant(pool, M, N, K, x.data(), W.data(), nullptr, y.data());
     else gemm_blas(pool.size(), M, N, K, x.data(), W.data(), nullptr, y.data());
   };
   run();
@@ -194,7 +197,10 @@ StepCost decode_cost(const Model& m, const std::vector<const Adapter*>& distinct
 // batch_invariant on and one off, alternately (each step on one, then the same step on the other),
 // so both see the same load. Prefill: `prefill_chunk` tokens a step (whole `context`-token
 // prompts); decode: one token for each of B sequences, base model and every sequence on its own
-// adapter. Figures: mean ms of `iters` steps each; ratio = invariant / off.
+// adapter. Figures: median and mean ms of `iters` steps each; ratio = invariant / off of the
+// medians (other jobs on the machine make single steps slow; the median ignores those). Decode
+// batch >= 8 without adapters runs the same kernels in both modes (the outer-product GEMM): its
+// ratio shows the noise of the run.
 json invariance_cost(const Model& model, const std::vector<std::unique_ptr<Adapter>>& adapters, const EngineOptions& base,
                      const std::vector<int>& batches, int context, int prefill_chunk, int iters) {
   const ModelConfig& c = model.config();
@@ -206,7 +212,7 @@ json invariance_cost(const Model& model, const std::vector<std::unique_ptr<Adapt
   on.max_seqs_per_step = off.max_seqs_per_step = std::max(base.max_seqs_per_step, nseq);
   Engine e_on(model, on), e_off(model, off);
   Engine* engines[2] = {&e_on, &e_off};
-  const int capacity = context + int(batches.size()) * 2 * (iters + 1) + 8;
+  const int capacity = context + int(batches.size()) * 2 * (iters + 1) + 8;  // one position a decode step
   std::vector<SeqId> seqs[2];
   for (int e = 0; e < 2; ++e)
     for (int i = 0; i < nseq; ++i) seqs[e].push_back(engines[e]->create_sequence(capacity));
@@ -242,22 +248,34 @@ json invariance_cost(const Model& model, const std::vector<std::unique_ptr<Adapt
   for (int B : batches) {
     for (bool with : {false, true}) {
       if (with && int(adapters.size()) < B) continue;
-      double t[2] = {0, 0};
+      std::vector<double> t[2];
       for (int r = 0; r <= iters; ++r) {  // r = 0: warm-up
-        for (int e = 0; e < 2; ++e) {
+        for (int e0 = 0; e0 < 2; ++e0) {
+          const int e = (e0 + r) % 2;  // alternate which engine goes first
           StepBatch b;
           for (int i = 0; i < B; ++i)
             b.seqs.push_back({seqs[e][i], &next_tok, 1, engines[e]->sequence_length(seqs[e][i]),
                               with ? &adapters[i]->view() : nullptr});
           const double t0 = now();
           engines[e]->step(b, logits.data());
-          if (r > 0) t[e] += now() - t0;
+          if (r > 0) t[e].push_back(now() - t0);
         }
       }
-      rows.push_back({{"batch", B}, {"mode", with ? "adapters" : "base"}, {"invariant_ms", t[0] / iters * 1e3},
-                      {"off_ms", t[1] / iters * 1e3}, {"ratio", t[0] / t[1]}});
-      std::fprintf(stderr, "  invariance batch %d %s: on %.2f ms, off %.2f ms (x%.2f)\n", B, with ? "adapters" : "base",
-                   t[0] / iters * 1e3, t[1] / iters * 1e3, t[0] / t[1]);
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+      };
+      auto mean = [](const std::vector<double>& v) {
+        double s = 0;
+        for (double x : v) s += x;
+        return s / double(v.size());
+      };
+      const double m0 = median(t[0]), m1 = median(t[1]);
+      rows.push_back({{"batch", B}, {"mode", with ? "adapters" : "base"}, {"invariant_ms", m0 * 1e3},
+                      {"off_ms", m1 * 1e3}, {"ratio", m0 / m1}, {"invariant_mean_ms", mean(t[0]) * 1e3},
+                      {"off_mean_ms", mean(t[1]) * 1e3}});
+      std::fprintf(stderr, "  invariance batch %d %s: on %.2f ms, off %.2f ms (x%.2f, medians)\n", B,
+                   with ? "adapters" : "base", m0 * 1e3, m1 * 1e3, m0 / m1);
     }
   }
   out["decode"] = rows;
@@ -459,16 +477,17 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
     std::fprintf(stderr, "bench: gemm shapes\n");
     json g = json::array();
     const int shapes[][2] = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
-    for (int M : {1, 8, 32, 64, 128, 512}) {
+    for (int M : {1, 2, 4, 8, 32, 64, 128, 512}) {
       for (auto& s : shapes) {
         const int N = s[0], K = s[1];
         if (M >= 128 && N == 32000) continue;
         const int reps = M <= 32 ? 5 : 3;
         const double to = time_gemm(pool, kOwn, M, N, K, reps), tb = time_gemm(pool, kBlas, M, N, K, reps);
-        const double tu = time_gemm(pool, kOuter, M, N, K, reps);
+        const double tu = time_gemm(pool, kOuter, M, N, K, reps), tw = time_gemm(pool, kWt, M, N, K, reps);
+        const double ti = time_gemm(pool, kInvariant, M, N, K, reps);
         const double fl = 2.0 * M * N * K;
         g.push_back({{"M", M}, {"N", N}, {"K", K}, {"own_GFLOPS", fl / to / 1e9}, {"blas_GFLOPS", fl / tb / 1e9},
-                     {"outer_GFLOPS", fl / tu / 1e9},
+                     {"outer_GFLOPS", fl / tu / 1e9}, {"wt_GFLOPS", fl / tw / 1e9}, {"invariant_GFLOPS", fl / ti / 1e9},
                      {"own_GBps", 4.0 * N * K / to / 1e9}, {"blas_GBps", 4.0 * N * K / tb / 1e9}});
       }
     }

@@ -54,6 +54,13 @@ export interface EngineOptions {
    * (the LONGTAIL_BACKEND environment variable overrides 'auto'); 'cuda': CUDA or an Error; 'cpu'.
    */
   backend?: 'auto' | 'cuda' | 'cpu';
+  /**
+   * Bitwise batch-invariant forward (default true): a request's logits, and so its seeded samples,
+   * do not depend on what else is batched with it. CPU backend only (the CUDA backend is not
+   * batch-invariant; `stats().batchInvariant` says what the engine does). false: the faster
+   * batch-size-dependent kernels (native/README.md, "Batch invariance").
+   */
+  batchInvariant?: boolean;
 }
 
 export interface TokenLogprob {
@@ -123,6 +130,8 @@ export interface EngineStats {
   kvBlocksTotal: number;
   kvBlocksFree: number;
   kvBlockTokens: number;
+  /** Whether this engine's logits are batch-invariant (EngineOptions.batchInvariant on the CPU backend). */
+  batchInvariant: boolean;
   adaptersRegistered: number;
   adaptersResident: number;
   adaptersInUse: number;

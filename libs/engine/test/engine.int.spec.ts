@@ -86,6 +86,20 @@ describe('loading', () => {
   it('options are type-checked', async () => {
     await expect(Engine.open(fx.model(GQA), { threads: 1.5 })).rejects.toThrow(/threads must be an integer/);
   });
+
+  it('batchInvariant: on by default (CPU), off on request, type-checked', async () => {
+    const on = await Engine.open(fx.model(GQA), { threads: 1, backend: 'cpu' });
+    const off = await Engine.open(fx.model(GQA), { threads: 1, backend: 'cpu', batchInvariant: false });
+    try {
+      expect(on.stats().batchInvariant).toBe(true);
+      expect(off.stats().batchInvariant).toBe(false);
+    } finally {
+      await Promise.all([on.close(), off.close()]);
+    }
+    await expect(
+      Engine.open(fx.model(GQA), { batchInvariant: 1 as unknown as boolean }),
+    ).rejects.toThrow(/batchInvariant must be a boolean/);
+  });
 });
 
 describe('greedy streaming generation', () => {

@@ -91,6 +91,8 @@ struct RuntimeStats {
   uint64_t steps = 0, prompt_tokens = 0, generated_tokens = 0, preemptions = 0, finished = 0;
   // KV cache.
   int kv_blocks_total = 0, kv_blocks_free = 0, kv_block_tokens = 0;
+  // Engine: whether its logits are batch-invariant (CPU backend with batch_invariant on).
+  bool batch_invariant = false;
   // Adapter pool.
   int adapters_registered = 0, adapters_resident = 0, adapters_in_use = 0;
   uint64_t pool_pages_total = 0, pool_pages_free = 0, pool_page_bytes = 0;

@@ -13,8 +13,9 @@
 // Batch-invariant mode (CpuBackendOptions::batch_invariant, docs/decisions/0008-batch-invariant-cpu.md):
 // every output element is computed in one fixed order whatever the step holds, so a sequence's
 // logits are bitwise the same alone, in a batch of any size, with any adapters beside it and with
-// any prefill chunking. GEMM: gemm_own_outer for every M (each y[m][n] is one FMA chain over
-// k = 0..K-1 in one vector lane of token m; tile width, padding, threads and M change nothing);
+// any prefill chunking. GEMM: gemm_invariant for every M (each y[m][n] is one FMA chain over
+// k = 0..K-1 from +0: gemm_own_outer, lanes over tokens, for M >= 5; gemm_own_wt, lanes over W
+// rows, for M <= 4; the same bits, so tile width, padding, threads and M change nothing);
 // LoRA: lora_per_token for every segment (t[k] = scale·dot(A[k], x_m), then y_m += t[k]·Bt[k] for
 // k ascending, one FMA per element). The other ops already work per token or per (token, head)
 // in an order set by the token's own position.
@@ -296,6 +297,102 @@ void gemm_own_outer(ThreadPool& pool, int M, int N, int K, const float* x, const
 #endif
 }
 
+// Small-M kernel of the batch-invariant GEMM: the outer-product kernel's arithmetic (each y[m][n]
+// one FMA chain over k = 0..K-1 from +0, then + bias), with the vector lanes over 8 rows of W
+// instead of 16 tokens, so M = 1..7 does not compute 16 token lanes. W is read in its [N, K]
+// layout 8 rows × 8 k at a time (eight 32-byte loads, as the dot kernel streams it) and
+// transposed in registers; then per k one broadcast of x[m][k] and one FMA per token. Same bits
+// as gemm_own_outer for every element (tests/test_kernels.cpp checks it), so the batch-invariant
+// GEMM may pick either by M.
+#ifdef LT_AVX2
+static inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// y[0..MT)[n0..n0+8) for W rows n0..n0+8 (all < N).
+template <int MT>
+static inline void wt_block(int N, int K, const float* x, const float* W, const float* bias, float* y, int n0,
+                            const float* next) {
+  __m256 acc[MT];
+  for (int m = 0; m < MT; ++m) acc[m] = _mm256_setzero_ps();
+  const float* w = W + size_t(n0) * K;
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    if (next && (k & 15) == 0) {
+      for (int j = 0; j < 8; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + size_t(j) * K + k), _MM_HINT_T0);
+    }
+    __m256 r[8];
+    for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(w + size_t(j) * K + k);
+    transpose8(r);  // r[kk] = W[n0..n0+8)[k + kk]
+    for (int kk = 0; kk < 8; ++kk)
+      for (int m = 0; m < MT; ++m) acc[m] = _mm256_fmadd_ps(r[kk], _mm256_broadcast_ss(x + size_t(m) * K + k + kk), acc[m]);
+  }
+  for (; k < K; ++k) {
+    const __m256 c = _mm256_setr_ps(w[k], w[size_t(K) + k], w[2 * size_t(K) + k], w[3 * size_t(K) + k], w[4 * size_t(K) + k],
+                                    w[5 * size_t(K) + k], w[6 * size_t(K) + k], w[7 * size_t(K) + k]);
+    for (int m = 0; m < MT; ++m) acc[m] = _mm256_fmadd_ps(c, _mm256_broadcast_ss(x + size_t(m) * K + k), acc[m]);
+  }
+  const __m256 b = bias ? _mm256_loadu_ps(bias + n0) : _mm256_setzero_ps();  // + 0.0f like the outer kernel
+  for (int m = 0; m < MT; ++m) _mm256_storeu_ps(y + size_t(m) * N + n0, _mm256_add_ps(acc[m], b));
+}
+#endif
+
+void gemm_own_wt(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+#ifdef LT_AVX2
+  constexpr int kMT = 4;  // tokens per pass over a W block (the block stays in L1 for the next pass)
+  const int blocks = N / 8;
+  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int n0 = int(b) * 8;
+      const float* next = n0 + 16 <= N ? W + size_t(n0 + 8) * K : nullptr;
+      for (int m = 0; m < M; m += kMT) {
+        const float* xm = x + size_t(m) * K;
+        float* ym = y + size_t(m) * N;
+        switch (std::min(kMT, M - m)) {
+          case 4: wt_block<4>(N, K, xm, W, bias, ym, n0, next); break;
+          case 3: wt_block<3>(N, K, xm, W, bias, ym, n0, next); break;
+          case 2: wt_block<2>(N, K, xm, W, bias, ym, n0, next); break;
+          default: wt_block<1>(N, K, xm, W, bias, ym, n0, next); break;
+        }
+        next = nullptr;
+      }
+    }
+  });
+  // Rows past the last full block of 8: the same chain, one scalar FMA at a time.
+  for (int n = blocks * 8; n < N; ++n) {
+    for (int m = 0; m < M; ++m) {
+      float a = 0.0f;
+      for (int k = 0; k < K; ++k) a = std::fma(W[size_t(n) * K + k], x[size_t(m) * K + k], a);
+      y[size_t(m) * N + n] = a + (bias ? bias[n] : 0.0f);
+    }
+  }
+#else
+  gemm_own_dot(pool, M, N, K, x, W, bias, y);  // portable micro-tile: one sequential chain per element too
+#endif
+}
+
+int gemm_invariant_wt_max_m = 4;  // the batch-invariant GEMM: gemm_own_wt up to this M, then gemm_own_outer
+
+void gemm_invariant(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+  if (M <= gemm_invariant_wt_max_m && K > 0) gemm_own_wt(pool, M, N, K, x, W, bias, y);
+  else gemm_own_outer(pool, M, N, K, x, W, bias, y);
+}
+
 int gemm_outer_min_m = 8;  // M below this: the dot-product kernel (bound by bandwidth there)
 
 void gemm_own(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
@@ -423,7 +520,7 @@ class CpuBackend final : public Backend {
 
   void gemm(int M, int N, int K, const float* x, const float* W, const float* bias, float* y) override {
     if (M <= 0) return;
-    if (invariant_) return gemm_own_outer(pool_, M, N, K, x, W, bias, y);  // one order for every M
+    if (invariant_) return gemm_invariant(pool_, M, N, K, x, W, bias, y);  // one order for every M
     const bool own = impl_ == GemmImpl::kOwn || (impl_ == GemmImpl::kAuto && M <= own_max_m_);
     if (own) gemm_own(pool_, M, N, K, x, W, bias, y);
     else gemm_blas(pool_.size(), M, N, K, x, W, bias, y);
