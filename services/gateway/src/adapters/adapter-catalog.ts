@@ -20,13 +20,16 @@ import { GATEWAY_LOGGER } from '../logger.token.js';
 
 export interface AdapterRecord extends AdapterRegisteredV1Data {
   readonly retired: boolean;
+  /** When it was registered (the event's `occurredAt`, ISO 8601). */
+  readonly registeredAt: string;
 }
 
 /** A pure fold: the catalog after one event. */
 export function evolveCatalog(catalog: Map<string, AdapterRecord>, event: EventEnvelope): void {
   if (event.type === AdapterRegisteredV1.type) {
     const data = event.data as AdapterRegisteredV1Data;
-    if (!catalog.has(data.adapterId)) catalog.set(data.adapterId, { ...data, retired: false });
+    if (!catalog.has(data.adapterId))
+      catalog.set(data.adapterId, { ...data, retired: false, registeredAt: event.occurredAt });
   } else if (event.type === AdapterRetiredV1.type) {
     const { adapterId } = event.data as { adapterId: string };
     const known = catalog.get(adapterId);

@@ -373,7 +373,7 @@ export class AdaptersController {
     this.catalog.apply(event);
     const record = this.catalog.get(event.data.adapterId);
     return {
-      ...(record ?? { ...event.data, retired: false }),
+      ...(record ?? { ...event.data, retired: false, registeredAt: event.occurredAt }),
       eventId: event.id,
       sequence: String(result.seq),
       duplicate: result.duplicate,

@@ -1,5 +1,6 @@
 /**
- * OpenAI-compatible inference: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`.
+ * OpenAI-compatible inference: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`
+ * (base models and the adapters the caller may use).
  * A request is validated, mapped to the worker contract, sent to a worker (InferenceClient), and
  * answered as one JSON body or as server-sent events ending in `data: [DONE]`. When the client
  * disconnects, the request is aborted, which cancels the generation at the worker.
@@ -61,21 +62,33 @@ export class CompletionsController {
     private readonly adapters: AdapterCatalog,
   ) {}
 
+  /**
+   * Base models some live worker serves, the catalog's adapters this key may use (public ones and
+   * its tenant's private ones, not retired; from the ADAPTERS stream, resident on a worker or not),
+   * and adapters a worker serves from its own folders (not in the catalog). A catalog adapter a
+   * worker holds is listed only when this tenant may use it.
+   */
   @Get('models')
   @UseGuards(InferenceKeyGuard)
-  models(): {
-    object: 'list';
-    data: Array<{ id: string; object: 'model'; created: number; owned_by: string }>;
-  } {
-    const { baseModels, adapters } = this.router.models();
+  models(@Req() req: FastifyRequest): { object: 'list'; data: ModelEntry[] } {
+    const { baseModels, adapters: resident } = this.router.models();
+    const model = (id: string, created: number, ownedBy: string): ModelEntry => ({
+      id,
+      object: 'model',
+      created,
+      owned_by: ownedBy,
+    });
+    const adapters = new Map<string, ModelEntry>();
+    for (const a of this.adapters.list(principalOf(req).tenantId))
+      adapters.set(a.adapterId, model(a.adapterId, Math.floor(Date.parse(a.registeredAt) / 1000), a.ownerTenantId));
+    for (const id of resident)
+      if (!adapters.has(id) && this.adapters.get(id) === undefined) adapters.set(id, model(id, 0, 'longtail'));
     return {
       object: 'list',
-      data: [...baseModels, ...adapters].map((id) => ({
-        id,
-        object: 'model',
-        created: 0,
-        owned_by: 'longtail',
-      })),
+      data: [
+        ...baseModels.map((id) => model(id, 0, 'longtail')),
+        ...[...adapters.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)),
+      ],
     };
   }
 
@@ -215,6 +228,14 @@ export class CompletionsController {
     }
     return out.usage?.total_tokens;
   }
+}
+
+/** One entry of `GET /v1/models`, OpenAI's model object (`created`: Unix seconds, 0 when unknown). */
+interface ModelEntry {
+  readonly id: string;
+  readonly object: 'model';
+  readonly created: number;
+  readonly owned_by: string;
 }
 
 /** Tenant and key of the caller, for the worker and the inference events. */
