@@ -16,6 +16,11 @@ export interface ReplayOptions {
   readonly fromSeq?: bigint | number;
   /** Default: the JSON envelope check. Pass `parseEvent` from @longtail/contracts. */
   readonly parse?: ParseEvent;
+  /**
+   * Messages the server may send ahead of the reader (the pull size). Default 256. The client asks
+   * for more each time a quarter is used, so a long replay sends about 4 × N / pullSize requests.
+   */
+  readonly pullSize?: number;
 }
 
 export type ReplayedMessage<E extends EventEnvelope = EventEnvelope> =
@@ -41,7 +46,7 @@ export async function* replayStream(
   try {
     // Nothing matches the filter in range: the consumer would wait for a message forever.
     if ((await consumer.info(true)).num_pending === 0) return;
-    const messages = await consumer.consume({ max_messages: 256 });
+    const messages = await consumer.consume({ max_messages: options.pullSize ?? 256 });
     try {
       for await (const m of messages) {
         if (m.seq > lastSeq) break;

@@ -3,11 +3,12 @@
  * epoch's policy among the operator, the creator, the treasury and the adapter's snapshot pools.
  * Pure: the result depends only on the inference, the immutable facts and the open epoch.
  */
-import type { Facts, MissingFactRef } from '../facts/facts.js';
+import type { AdapterTerms, Facts, MissingFactRef } from '../facts/facts.js';
 import type { OpenEpoch } from '../epochs/epoch.js';
 import { price } from '../pricing/price.js';
 import type { TrainingSource } from '../split/provenance.js';
-import { splitFee, type FeeSplit } from '../split/split.js';
+import type { SplitPolicy } from '../split/split-policy.js';
+import { planFeeSplit, splitFeeWith, type FeeSplit, type FeeSplitPlan } from '../split/split.js';
 
 /** The parts of `inference.completed` / `inference.failed` that attribution reads. */
 export interface InferenceOutcome {
@@ -52,17 +53,35 @@ export function attributeInference(
   if (fee === 0n) return { kind: 'attributed', fee, split: null, creator: adapter.creator };
   const policy = facts.policy(open.policyVersion);
   if (policy === undefined) return { kind: 'wait', missing: { kind: 'policy', version: open.policyVersion } };
+  const plan = splitPlan(facts, adapter, policy);
+  if (!('weights' in plan)) return { kind: 'wait', missing: plan };
+  // operator is non-null for a completed inference (the contract requires operatorAddress).
+  const split = splitFeeWith(plan, fee, inference.operator!);
+  return { kind: 'attributed', fee, split, creator: adapter.creator };
+}
+
+/**
+ * Split plans per facts, adapter and policy. Sound to keep because every input of a plan is an
+ * immutable fact (a registration, a snapshot, a policy): a plan built once is the plan every later
+ * inference on that adapter under that policy would build. Bounded by adapters × policies.
+ */
+const plans = new WeakMap<Facts, WeakMap<AdapterTerms, Map<SplitPolicy, FeeSplitPlan>>>();
+
+function splitPlan(facts: Facts, adapter: AdapterTerms, policy: SplitPolicy): FeeSplitPlan | MissingFactRef {
+  let byAdapter = plans.get(facts);
+  if (byAdapter === undefined) plans.set(facts, (byAdapter = new WeakMap()));
+  let byPolicy = byAdapter.get(adapter);
+  if (byPolicy === undefined) byAdapter.set(adapter, (byPolicy = new Map()));
+  const known = byPolicy.get(policy);
+  if (known !== undefined) return known;
   const trainedOn: TrainingSource[] = [];
   for (const ref of adapter.trainedOn) {
     const snapshot = facts.snapshot(ref.datanetId, ref.snapshotId);
     if (snapshot === undefined)
-      return {
-        kind: 'wait',
-        missing: { kind: 'snapshot', datanetId: ref.datanetId, snapshotId: ref.snapshotId },
-      };
+      return { kind: 'snapshot', datanetId: ref.datanetId, snapshotId: ref.snapshotId };
     trainedOn.push({ snapshot, mixWeightBps: ref.mixWeightBps });
   }
-  // operator is non-null for a completed inference (the contract requires operatorAddress).
-  const split = splitFee(fee, policy, { operator: inference.operator!, creator: adapter.creator, trainedOn });
-  return { kind: 'attributed', fee, split, creator: adapter.creator };
+  const plan = planFeeSplit(policy, adapter.creator, trainedOn);
+  byPolicy.set(policy, plan);
+  return plan;
 }

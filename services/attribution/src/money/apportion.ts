@@ -33,26 +33,46 @@ export function apportion(total: bigint, claims: readonly Claim[]): bigint[] {
     if (total === 0n) return claims.map(() => 0n);
     throw new ApportionError('weights sum to 0, nothing can receive a non-zero total');
   }
-  const parts = new Array<bigint>(claims.length);
-  const remainders = new Array<bigint>(claims.length);
+  if (claims.length > 1) assertUniqueKeys(claims);
+  return apportionOver(
+    total,
+    claims.map((c) => c.weight),
+    weightSum,
+    (i) => claims[i]!.key,
+  );
+}
+
+/**
+ * The core of `apportion` for callers that apportion many totals over claims they validated once
+ * (weights >= 0, `weightSum` = Σweights > 0, unique keys): `keyOf(i)` is only called to break a
+ * tie between equal remainders, so a caller may build keys lazily.
+ */
+export function apportionOver(
+  total: bigint,
+  weights: readonly bigint[],
+  weightSum: bigint,
+  keyOf: (index: number) => string,
+): bigint[] {
+  const n = weights.length;
+  const parts = new Array<bigint>(n);
+  const remainders = new Array<bigint>(n);
   let assigned = 0n;
-  for (let i = 0; i < claims.length; i += 1) {
-    const scaled = total * claims[i]!.weight;
+  for (let i = 0; i < n; i += 1) {
+    const scaled = total * weights[i]!;
     const part = scaled / weightSum;
     parts[i] = part;
     remainders[i] = scaled - part * weightSum;
     assigned += part;
   }
-  let leftover = total - assigned; // 0 <= leftover < claims.length
-  if (claims.length > 1) assertUniqueKeys(claims);
+  let leftover = total - assigned; // 0 <= leftover < n
   if (leftover === 0n) return parts;
-  const order = claims.map((_, i) => i);
+  const order = parts.map((_, i) => i);
   order.sort((a, b) => {
     const ra = remainders[a]!;
     const rb = remainders[b]!;
     if (ra !== rb) return ra > rb ? -1 : 1;
-    const ka = claims[a]!.key;
-    const kb = claims[b]!.key;
+    const ka = keyOf(a);
+    const kb = keyOf(b);
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   });
   for (const i of order) {
@@ -63,7 +83,7 @@ export function apportion(total: bigint, claims: readonly Claim[]): bigint[] {
   return parts;
 }
 
-function assertUniqueKeys(claims: readonly Claim[]): void {
+export function assertUniqueKeys(claims: readonly Claim[]): void {
   const seen = new Set<string>();
   for (const claim of claims) {
     if (seen.has(claim.key)) throw new ApportionError(`claim key ${claim.key} appears twice`);

@@ -26,7 +26,7 @@ import { closeEpochTotals } from '../epochs/epoch-totals.js';
 import type { FactBook } from '../facts/facts.js';
 import { attributeInference, describeMissing, type MissingFactRef } from '../inference/attribute.js';
 import { toAttributionInput } from '../model/attribution-input.js';
-import { emptyHistogram, latencyBucket } from '../usage/latency-histogram.js';
+import { LATENCY_BUCKETS, latencyBucket } from '../usage/latency-histogram.js';
 import type { StreamEvent } from './facts-projection.js';
 import type { AttributionTables } from './schema.js';
 
@@ -70,11 +70,12 @@ export interface InferenceBatchOutcome {
   readonly rejected: RejectedEvent[];
 }
 
+// Counts within one batch are numbers (at most the batch size); token sums and amounts stay bigint.
 interface RevenueCell {
   epoch: number;
   adapterId: string;
   operator: string;
-  requests: bigint;
+  requests: number;
   tokens: bigint;
   fee: bigint;
   operatorAmount: bigint;
@@ -86,20 +87,26 @@ interface RevenueCell {
 interface UsageCell {
   hour: string;
   key: string;
-  requests: bigint;
-  failed: bigint;
+  requests: number;
+  failed: number;
   promptTokens: bigint;
   completionTokens: bigint;
-  histogram: bigint[];
+  histogram: number[];
+}
+
+interface PoolCell {
+  adapterId: string;
+  datanetId: string;
+  snapshotId: string;
+  amount: bigint;
 }
 
 /** In-memory sums of one epoch's part of a batch. */
 class EpochBatch {
-  readonly revenue = new Map<string, RevenueCell>();
-  readonly pools = new Map<
-    string,
-    { adapterId: string; datanetId: string; snapshotId: string; amount: bigint }
-  >();
+  /** adapter id → operator → cell (nested maps: no key string built per event). */
+  readonly revenue = new Map<string, Map<string, RevenueCell>>();
+  /** adapter id → its pools, in the order of its split plan's pools. */
+  readonly pools = new Map<string, PoolCell[]>();
   readonly accounts = new Map<string, bigint>();
   readonly priced: { requestId: string; seq: bigint }[] = [];
   feeTotal = 0n;
@@ -111,39 +118,40 @@ class EpochBatch {
   }
 }
 
-/** Usage sums of a batch (hours are independent of epochs). */
+/** Usage sums of a batch (hours are independent of epochs): hour → adapter or tenant → cell. */
 class UsageBatch {
-  readonly adapters = new Map<string, UsageCell>();
-  readonly tenants = new Map<string, UsageCell>();
+  readonly adapters = new Map<string, Map<string, UsageCell>>();
+  readonly tenants = new Map<string, Map<string, UsageCell>>();
 
   add(
-    map: Map<string, UsageCell>,
+    map: Map<string, Map<string, UsageCell>>,
     hour: string,
     key: string,
     failed: boolean,
-    prompt: number,
-    completion: number,
+    prompt: bigint,
+    completion: bigint,
     bucket: number,
   ): void {
-    const id = `${key}\u0000${hour}`;
-    let cell = map.get(id);
+    let byKey = map.get(hour);
+    if (!byKey) map.set(hour, (byKey = new Map()));
+    let cell = byKey.get(key);
     if (!cell) {
       cell = {
         hour,
         key,
-        requests: 0n,
-        failed: 0n,
+        requests: 0,
+        failed: 0,
         promptTokens: 0n,
         completionTokens: 0n,
-        histogram: emptyHistogram(),
+        histogram: new Array<number>(LATENCY_BUCKETS).fill(0),
       };
-      map.set(id, cell);
+      byKey.set(key, cell);
     }
-    cell.requests += 1n;
-    if (failed) cell.failed += 1n;
-    cell.promptTokens += BigInt(prompt);
-    cell.completionTokens += BigInt(completion);
-    cell.histogram[bucket] = cell.histogram[bucket]! + 1n;
+    cell.requests += 1;
+    if (failed) cell.failed += 1;
+    cell.promptTokens += prompt;
+    cell.completionTokens += completion;
+    cell.histogram[bucket] = cell.histogram[bucket]! + 1;
   }
 }
 
@@ -178,6 +186,8 @@ export async function applyInferenceEvents(
   }
 
   let batch = new EpochBatch(open.epoch);
+  /** The open epoch's treasury, looked up when first needed (a split implies its policy is known). */
+  let treasury: string | undefined;
   const usage = new UsageBatch();
   for (let index = 0; index < events.length; index += 1) {
     const { seq, event } = events[index]!;
@@ -194,33 +204,20 @@ export async function applyInferenceEvents(
       const hour = hourOf(inference.endedAt);
       const failed = inference.outcome === 'failed';
       const bucket = latencyBucket(inference.totalMs);
-      usage.add(
-        usage.adapters,
-        hour,
-        inference.adapterId ?? '',
-        failed,
-        inference.promptTokens,
-        inference.completionTokens,
-        bucket,
-      );
-      usage.add(
-        usage.tenants,
-        hour,
-        inference.tenantId,
-        failed,
-        inference.promptTokens,
-        inference.completionTokens,
-        bucket,
-      );
+      const prompt = BigInt(inference.promptTokens);
+      const completion = BigInt(inference.completionTokens);
+      usage.add(usage.adapters, hour, inference.adapterId ?? '', failed, prompt, completion, bucket);
+      usage.add(usage.tenants, hour, inference.tenantId, failed, prompt, completion, bucket);
       if (inference.adapterId === null || inference.operator === null) continue;
-      const key = `${inference.adapterId}\u0000${inference.operator}`;
-      let cell = batch.revenue.get(key);
+      let byOperator = batch.revenue.get(inference.adapterId);
+      if (!byOperator) batch.revenue.set(inference.adapterId, (byOperator = new Map()));
+      let cell = byOperator.get(inference.operator);
       if (!cell) {
         cell = {
           epoch: batch.epoch,
           adapterId: inference.adapterId,
           operator: inference.operator,
-          requests: 0n,
+          requests: 0,
           tokens: 0n,
           fee: 0n,
           operatorAmount: 0n,
@@ -228,10 +225,10 @@ export async function applyInferenceEvents(
           treasuryAmount: 0n,
           contributorsAmount: 0n,
         };
-        batch.revenue.set(key, cell);
+        byOperator.set(inference.operator, cell);
       }
-      cell.requests += 1n;
-      cell.tokens += BigInt(inference.promptTokens + inference.completionTokens);
+      cell.requests += 1;
+      cell.tokens += prompt + completion;
       cell.fee += result.fee;
       const split = result.split;
       if (split === null) continue;
@@ -240,19 +237,25 @@ export async function applyInferenceEvents(
       cell.treasuryAmount += split.treasury;
       batch.addAccount(inference.operator, split.operator);
       batch.addAccount(result.creator!, split.creator);
-      batch.addAccount(facts.policy(open.policyVersion)!.treasuryAddress, split.treasury);
-      for (const pool of split.pools) {
-        cell.contributorsAmount += pool.amount;
-        const poolKey = `${inference.adapterId}\u0000${pool.datanetId}\u0000${pool.snapshotId}`;
-        const p = batch.pools.get(poolKey);
-        if (p) p.amount += pool.amount;
-        else
-          batch.pools.set(poolKey, {
-            adapterId: inference.adapterId,
-            datanetId: pool.datanetId,
-            snapshotId: pool.snapshotId,
-            amount: pool.amount,
-          });
+      treasury ??= facts.policy(open.policyVersion)!.treasuryAddress;
+      batch.addAccount(treasury, split.treasury);
+      if (split.pools.length === 0) continue;
+      // One adapter's split plan always lists the same pools in the same order.
+      let pools = batch.pools.get(inference.adapterId);
+      if (!pools) {
+        const adapterId = inference.adapterId;
+        pools = split.pools.map((p) => ({
+          adapterId,
+          datanetId: p.datanetId,
+          snapshotId: p.snapshotId,
+          amount: 0n,
+        }));
+        batch.pools.set(adapterId, pools);
+      }
+      for (let i = 0; i < split.pools.length; i += 1) {
+        const amount = split.pools[i]!.amount;
+        cell.contributorsAmount += amount;
+        pools[i]!.amount += amount;
       }
     } else if (input.kind === 'epoch-closing') {
       const decision = decideClose(open, input.marker, (v) => facts.policy(v));
@@ -267,6 +270,7 @@ export async function applyInferenceEvents(
       await flushEpochBatch(trx, batch);
       outcome.closed.push(await closeEpoch(trx, open, input.marker.sequence, input.marker.occurredAt, facts));
       open = decision.next;
+      treasury = undefined;
       await trx
         .insertInto('epochs')
         .values({
@@ -336,14 +340,18 @@ export async function recordRejection(trx: Transaction<AttributionTables>, r: Re
 }
 
 async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatch): Promise<void> {
+  // No `on conflict`: every id was checked against the table in this transaction (under the
+  // checkpoint lock, so no other applier can add one meanwhile) and against the batch, so a
+  // conflict cannot happen, and a plain insert costs about half a speculative one.
   if (b.priced.length > 0) {
     await sql`
       insert into priced_requests (request_id, epoch, seq)
-      select r, ${b.epoch}::int, s::bigint from unnest(${b.priced.map((p) => p.requestId)}::text[], ${b.priced.map((p) => p.seq.toString())}::text[]) as u(r, s)
-      on conflict do nothing`.execute(trx);
+      select r, ${b.epoch}::int, s::bigint from unnest(${b.priced.map((p) => p.requestId)}::text[], ${b.priced.map((p) => p.seq.toString())}::text[]) as u(r, s)`.execute(
+      trx,
+    );
   }
   if (b.revenue.size > 0) {
-    const cells = [...b.revenue.values()];
+    const cells = [...b.revenue.values()].flatMap((byOperator) => [...byOperator.values()]);
     await sql`
       insert into epoch_adapter_revenue as t
         (epoch, adapter_id, operator, requests, tokens, fee, operator_amount, creator_amount, treasury_amount, contributors_amount)
@@ -365,7 +373,7 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
         contributors_amount = t.contributors_amount + excluded.contributors_amount`.execute(trx);
   }
   if (b.pools.size > 0) {
-    const pools = [...b.pools.values()];
+    const pools = [...b.pools.values()].flat();
     await sql`
       insert into epoch_pools as t (epoch, adapter_id, datanet_id, snapshot_id, amount)
       select ${b.epoch}::int, a, d, s, m::numeric
@@ -389,13 +397,21 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
   }
 }
 
+/**
+ * `array[t.latency_buckets[1] + excluded.latency_buckets[1], …]`: the element-wise sum of two
+ * histograms (both LATENCY_BUCKETS long), written out so that no subquery runs per updated row.
+ */
+const SUM_LATENCY_BUCKETS = sql.raw(
+  `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `t.latency_buckets[${i + 1}] + excluded.latency_buckets[${i + 1}]`).join(', ')}]`,
+);
+
 async function flushUsage(trx: Transaction<AttributionTables>, usage: UsageBatch): Promise<void> {
   for (const [table, keyColumn, cells] of [
     ['usage_hourly_adapter', 'adapter_id', usage.adapters],
     ['usage_hourly_tenant', 'tenant_id', usage.tenants],
   ] as const) {
     if (cells.size === 0) continue;
-    const rows = [...cells.values()];
+    const rows = [...cells.values()].flatMap((byKey) => [...byKey.values()]);
     await sql`
       insert into ${sql.table(table)} as t (hour, ${sql.ref(keyColumn)}, requests, failed, prompt_tokens, completion_tokens, latency_buckets)
       select h, k, r::bigint, f::bigint, p::bigint, c::bigint, l::bigint[]
@@ -408,10 +424,7 @@ async function flushUsage(trx: Transaction<AttributionTables>, usage: UsageBatch
         failed = t.failed + excluded.failed,
         prompt_tokens = t.prompt_tokens + excluded.prompt_tokens,
         completion_tokens = t.completion_tokens + excluded.completion_tokens,
-        latency_buckets = (select array_agg(x + y order by i)
-                           from unnest(t.latency_buckets, excluded.latency_buckets) with ordinality as z(x, y, i))`.execute(
-      trx,
-    );
+        latency_buckets = ${SUM_LATENCY_BUCKETS}`.execute(trx);
   }
 }
 
@@ -444,13 +457,27 @@ async function closeEpoch(
   const contributorTotals = new Map<string, bigint>();
   for (const e of result.contributorEarnings)
     contributorTotals.set(e.account, (contributorTotals.get(e.account) ?? 0n) + e.amount);
-  const added = [...contributorTotals];
-  for (let i = 0; i < added.length; i += 10_000) {
-    const chunk = added.slice(i, i + 10_000);
+  // Accounts without a row yet (most contributors) are plainly inserted; only those that already
+  // earned directly this epoch are added to. `direct` is every row of the epoch, read in this
+  // transaction under the checkpoint lock, so the split is exact.
+  const existing = new Set(direct.map((r) => r.account));
+  const fresh: [string, bigint][] = [];
+  const topUp: [string, bigint][] = [];
+  for (const entry of contributorTotals) (existing.has(entry[0]) ? topUp : fresh).push(entry);
+  for (let i = 0; i < fresh.length; i += 50_000) {
+    const chunk = fresh.slice(i, i + 50_000);
     await sql`
-      insert into epoch_account_earnings as t (epoch, account, amount)
-      select ${epoch}::int, a, m::numeric from unnest(${chunk.map(([a]) => a)}::text[], ${chunk.map(([, m]) => m.toString())}::text[]) as u(a, m)
-      on conflict (epoch, account) do update set amount = t.amount + excluded.amount`.execute(trx);
+      insert into epoch_account_earnings (epoch, account, amount)
+      select ${epoch}::int, a, m::numeric from unnest(${chunk.map(([a]) => a)}::text[], ${chunk.map(([, m]) => m.toString())}::text[]) as u(a, m)`.execute(
+      trx,
+    );
+  }
+  for (let i = 0; i < topUp.length; i += 50_000) {
+    const chunk = topUp.slice(i, i + 50_000);
+    await sql`
+      update epoch_account_earnings as t set amount = t.amount + u.m::numeric
+      from unnest(${chunk.map(([a]) => a)}::text[], ${chunk.map(([, m]) => m.toString())}::text[]) as u(a, m)
+      where t.epoch = ${epoch}::int and t.account = u.a`.execute(trx);
   }
   const row = await trx
     .updateTable('epochs')

@@ -123,6 +123,9 @@ async function readInBatches(
   const source = replayStream(conn, {
     stream,
     ...(filterSubject ? { filterSubject } : {}),
+    // Fewer, larger pull requests: each one is a write that wakes the server (measured: ~1.6 s of
+    // socket writes per 200,000 events at the default 256 on the shared 2-core machine).
+    pullSize: 4096,
     parse: parseAttributionEvent as never,
   });
   for await (const message of source) {

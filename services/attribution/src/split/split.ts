@@ -16,7 +16,13 @@
  *
  * `split` composes both steps for a single fee (what one inference would pay if it were an epoch).
  */
-import { apportion, type Claim } from '../money/apportion.js';
+import {
+  apportion,
+  apportionOver,
+  ApportionError,
+  assertUniqueKeys,
+  type Claim,
+} from '../money/apportion.js';
 import { snapshotKey, type Provenance, type SnapshotWeights } from './provenance.js';
 import { BPS_WHOLE, type SplitPolicy } from './split-policy.js';
 
@@ -48,11 +54,29 @@ export interface FeeSplit {
 
 const WHOLE = BigInt(BPS_WHOLE);
 
-/** Step 1: fee → operator, creator, treasury and snapshot pools; the parts sum to `fee`. */
-export function splitFee(fee: bigint, policy: SplitPolicy, provenance: Provenance): FeeSplit {
-  const funded = provenance.trainedOn.filter((source) => source.snapshot.totalWeight > 0n);
+/**
+ * Step 1's claims for one adapter under one policy, computed once: everything but the fee and the
+ * operator is fixed by immutable facts (policy, creator, training snapshots), so many fees can be
+ * split over the same weights. Index 0 is the operator, 1 the creator, 2 the treasury, 3.. one
+ * pool per funded snapshot.
+ */
+export interface FeeSplitPlan {
+  readonly weights: readonly bigint[];
+  readonly weightSum: bigint;
+  /** Apportionment keys; index 0 (the operator's) is built per fee, only when a tie needs it. */
+  readonly keys: readonly string[];
+  readonly pools: readonly { readonly datanetId: string; readonly snapshotId: string }[];
+}
+
+/** @throws ApportionError when the adapter names one snapshot twice (as `apportion` would per fee). */
+export function planFeeSplit(
+  policy: SplitPolicy,
+  creator: string,
+  trainedOn: Provenance['trainedOn'],
+): FeeSplitPlan {
+  const funded = trainedOn.filter((source) => source.snapshot.totalWeight > 0n);
   let mixTotal = 0n;
-  for (const source of provenance.trainedOn) mixTotal += BigInt(source.mixWeightBps);
+  for (const source of trainedOn) mixTotal += BigInt(source.mixWeightBps);
   if (mixTotal === 0n) mixTotal = WHOLE;
   let fundedMix = 0n;
   for (const source of funded) fundedMix += BigInt(source.mixWeightBps);
@@ -60,9 +84,10 @@ export function splitFee(fee: bigint, policy: SplitPolicy, provenance: Provenanc
 
   // Weights share one denominator, 10000 × Σmix, so every role keeps its exact basis points.
   const claims: Claim[] = [
-    { key: `${provenance.operator}/operator`, weight: BigInt(policy.operatorBps) * mixTotal },
+    // The operator's key always ends in /operator, so it cannot repeat another claim's key.
+    { key: '/operator', weight: BigInt(policy.operatorBps) * mixTotal },
     {
-      key: `${provenance.creator}/creator`,
+      key: `${creator}/creator`,
       weight: BigInt(policy.creatorBps) * mixTotal + contributorsBps * (mixTotal - fundedMix),
     },
     { key: `${policy.treasuryAddress}/treasury`, weight: BigInt(policy.treasuryBps) * mixTotal },
@@ -73,17 +98,44 @@ export function splitFee(fee: bigint, policy: SplitPolicy, provenance: Provenanc
       weight: contributorsBps * BigInt(source.mixWeightBps),
     });
   }
-  const parts = apportion(fee, claims);
+  assertUniqueKeys(claims);
+  return {
+    weights: claims.map((c) => c.weight),
+    // > 0: the four bps sum to 10000 and mixTotal > 0.
+    weightSum: claims.reduce((sum, c) => sum + c.weight, 0n),
+    keys: claims.map((c) => c.key),
+    pools: funded.map((source) => ({
+      datanetId: source.snapshot.datanetId,
+      snapshotId: source.snapshot.snapshotId,
+    })),
+  };
+}
+
+/** Step 1 over a plan: the same parts as `splitFee(fee, policy, { operator, creator, trainedOn })`. */
+export function splitFeeWith(plan: FeeSplitPlan, fee: bigint, operator: string): FeeSplit {
+  if (fee < 0n) throw new ApportionError(`total must not be negative, got ${fee}`);
+  const parts = apportionOver(fee, plan.weights, plan.weightSum, (i) =>
+    i === 0 ? `${operator}/operator` : plan.keys[i]!,
+  );
   return {
     operator: parts[0]!,
     creator: parts[1]!,
     treasury: parts[2]!,
-    pools: funded.map((source, i) => ({
-      datanetId: source.snapshot.datanetId,
-      snapshotId: source.snapshot.snapshotId,
+    pools: plan.pools.map((pool, i) => ({
+      datanetId: pool.datanetId,
+      snapshotId: pool.snapshotId,
       amount: parts[3 + i]!,
     })),
   };
+}
+
+/** Step 1: fee → operator, creator, treasury and snapshot pools; the parts sum to `fee`. */
+export function splitFee(fee: bigint, policy: SplitPolicy, provenance: Provenance): FeeSplit {
+  return splitFeeWith(
+    planFeeSplit(policy, provenance.creator, provenance.trainedOn),
+    fee,
+    provenance.operator,
+  );
 }
 
 /** Step 2: a snapshot pool → its contributors, by weight; the parts sum to `amount`. */

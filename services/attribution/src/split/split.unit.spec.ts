@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { fee, policy, provenance, shuffled } from '../../test/support/arbitraries.js';
+import { address, fee, policy, provenance, shuffled, smallAddress } from '../../test/support/arbitraries.js';
 import { closeEpochTotals } from '../epochs/epoch-totals.js';
 import { price } from '../pricing/price.js';
 import { snapshotKey, snapshotWeights } from './provenance.js';
-import { split, splitFee, totalsByAccount } from './split.js';
+import { apportion } from '../money/apportion.js';
+import { planFeeSplit, split, splitFee, splitFeeWith, totalsByAccount } from './split.js';
 
 const sum = (xs: Iterable<bigint>) => [...xs].reduce((s, x) => s + x, 0n);
 
@@ -89,6 +90,43 @@ describe('split(fee, policy, provenance)', () => {
         expect(new Set(accounts).size).toBe(accounts.length);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('splits over a plan exactly as apportion over the claims written out per fee (the reference)', () => {
+    fc.assert(
+      fc.property(
+        policy,
+        provenance,
+        fc.array(fc.tuple(fee, fc.oneof(address, smallAddress)), { minLength: 1, maxLength: 8 }),
+        (p, prov, fees) => {
+          // One plan reused for many fees and operators, as the projection does per adapter.
+          const plan = planFeeSplit(p, prov.creator, prov.trainedOn);
+          const funded = prov.trainedOn.filter((t) => t.snapshot.totalWeight > 0n);
+          const mix = BigInt(prov.trainedOn.reduce((n, t) => n + t.mixWeightBps, 0) || 10_000);
+          const fundedMix = BigInt(funded.reduce((n, t) => n + t.mixWeightBps, 0));
+          const k = BigInt(p.contributorsBps);
+          for (const [amount, operator] of fees) {
+            const reference = apportion(amount, [
+              { key: `${operator}/operator`, weight: BigInt(p.operatorBps) * mix },
+              { key: `${prov.creator}/creator`, weight: BigInt(p.creatorBps) * mix + k * (mix - fundedMix) },
+              { key: `${p.treasuryAddress}/treasury`, weight: BigInt(p.treasuryBps) * mix },
+              ...funded.map((t) => ({
+                key: `snapshot:${snapshotKey(t.snapshot.datanetId, t.snapshot.snapshotId)}`,
+                weight: k * BigInt(t.mixWeightBps),
+              })),
+            ]);
+            const first = splitFeeWith(plan, amount, operator);
+            expect([
+              first.operator,
+              first.creator,
+              first.treasury,
+              ...first.pools.map((x) => x.amount),
+            ]).toEqual(reference);
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 
