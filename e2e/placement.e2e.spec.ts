@@ -95,9 +95,9 @@ describe('placement across three workers', () => {
   const schedulerEnv = () => ({
     NATS_URL: nats.url,
     DATABASE_URL: database.url,
-    LEASE_TTL_S: '2',
-    LEASE_RENEW_MS: '400',
-    WORKER_LIVENESS_S: '2',
+    LEASE_TTL_S: '3',
+    LEASE_RENEW_MS: '500',
+    WORKER_LIVENESS_S: '3',
   });
 
   beforeAll(async () => {
@@ -275,16 +275,31 @@ describe('placement across three workers', () => {
     const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
     const imbalance = Math.max(...counts) / mean;
 
+    // Requests after warm-up that were their adapter's first of the run: cold under any placement.
+    const warmAdapters = new Set(
+      events.filter((e) => warmIds.has(e.data.requestId)).map((e) => e.data.adapterId),
+    );
+    const firstSeen = new Set<string | null>(warmAdapters);
+    let firstRequests = 0;
+    for (const e of measuredEvents.sort((a, b) => a.data.startedAt.localeCompare(b.data.startedAt))) {
+      if (!firstSeen.has(e.data.adapterId)) firstRequests++;
+      firstSeen.add(e.data.adapterId);
+    }
     const hottest = table.get(ids[0]!)!;
     const hottestServedBy = new Set(measuredEvents.filter((e) => e.data.adapterId === ids[0]).map((e) => e.data.workerId));
     const v = (await view())!;
+    const logLines = schedulers.flatMap((x) => x.output().split('\n'));
     console.log(
       JSON.stringify({
+        // Churn on this (shared, loaded) machine: heartbeats or renewals late beyond the limits.
+        workerLeaves: logLines.filter((l) => l.includes('"worker left"')).length,
+        leaseLosses: logLines.filter((l) => l.includes('lease lost')).length,
         elapsedS,
         requestsPerS: Math.round(REQUESTS / elapsedS),
         hitRate,
         hits,
         misses,
+        firstRequests,
         inEntryShare: inEntry / measuredEvents.length,
         perWorker: Object.fromEntries(perWorker),
         imbalance,
@@ -327,7 +342,7 @@ describe('placement across three workers', () => {
       .filter((l) => l.includes(victim) && /left|moved/.test(l))
       .map((l) => { const j = JSON.parse(l) as { time?: string; msg?: string; ms?: number }; return { dt: Date.parse(j.time ?? "") - killedAt, msg: j.msg, ms: j.ms }; });
     console.log(JSON.stringify({ movedMs, outcomes: Object.fromEntries(tally), scheduler: log }));
-    expect(movedMs).toBeLessThan(6000);
+    expect(movedMs).toBeLessThan(8000);
     expect(results).toHaveLength(jobs.length);
     // Correct, or the clean 502 of a request the victim had started answering; nothing else.
     for (const outcome of tally.keys()) expect(['ok', '502 worker_lost']).toContain(outcome);
@@ -338,7 +353,9 @@ describe('placement across three workers', () => {
   }, 300_000);
 
   it('the active scheduler SIGKILLed: the standby takes over under a higher term, placement goes on, no key is written by an older term after a newer one', async () => {
-    const before = (await view())!;
+    let before: PlacementView | undefined;
+    await waitFor(async () => (before = await view()) !== undefined, { timeoutMs: 15_000, what: 'an active scheduler' });
+    if (before === undefined) throw new Error('unreachable');
     const pid = Number(before.holder.split('-').at(-2));
     const active = schedulers.find((s) => s.child.pid === pid)!;
     expect(active).toBeDefined();
@@ -391,7 +408,7 @@ describe('placement across three workers', () => {
       }),
     );
     expect(lastOld).toBeLessThan(firstNew);
-    expect(takeoverMs).toBeLessThan(6000);
+    expect(takeoverMs).toBeLessThan(8000);
     expect(now.holder).not.toBe(before.holder);
     expect(results.every((r) => r.outcome === 'ok')).toBe(true);
     expect(freshResults.every((r) => r.outcome === 'ok')).toBe(true);

@@ -99,6 +99,13 @@ export interface PlacementOptions {
   readonly replicaWarmupS?: number;
   /** Workers probed for free pool pages before evicting near the adapter's home. Default 16. */
   readonly probeLimit?: number;
+  /**
+   * When every ready replica is at the cap, serve the request from the least loaded one anyway
+   * (up to `loadFactor` × the cap) while a new replica warms (true), or send it to the new
+   * replica at once (false: a strict cap, but that request waits for a load). Default true; no
+   * effect when `replicaWarmupS` is 0.
+   */
+  readonly holdWhileWarming?: boolean;
   /** Seed of the replica sampling for adapters with many replicas. Default 0. */
   readonly seed?: number;
   /** Receives every decision synchronously, in order. Default: kept for `takeDecisions`. */
@@ -212,6 +219,7 @@ export class Placement {
   readonly #replicaMin: number;
   readonly #warmup: number;
   readonly #probeLimit: number;
+  readonly #holdWhileWarming: boolean;
   readonly #emit: (decision: Decision) => void;
   readonly #pending: Decision[] = [];
 
@@ -247,6 +255,7 @@ export class Placement {
     this.#replicaMin = options.replicaMinRequests ?? 8;
     this.#warmup = options.replicaWarmupS ?? 0;
     this.#probeLimit = options.probeLimit ?? 16;
+    this.#holdWhileWarming = options.holdWhileWarming ?? true;
     this.#random = xoshiro128(options.seed ?? 0);
     if (!(this.#loadFactor > 1))
       throw new PlacementError('INVALID', `loadFactor must be > 1, got ${this.#loadFactor}`);
@@ -408,7 +417,18 @@ export class Placement {
         }
       }
       if (ready !== null && this.#underCap(ready.worker!)) chosen = ready;
-      else if (warming !== null && this.#underCap(warming.worker!)) chosen = warming;
+      else if (
+        ready !== null &&
+        this.#holdWhileWarming &&
+        this.#warmup > 0 &&
+        this.#underCap(ready.worker!, this.#loadFactor)
+      ) {
+        // Every ready replica is at the cap: a new replica takes the overflow once it has
+        // loaded, and this request stays on the least loaded holder (a hit; the holder may go up
+        // to c × the cap during the warm-up) instead of waiting for a load.
+        if (warming === null || !this.#underCap(warming.worker!)) this.#addReplica(adapter, 'load-cap');
+        chosen = ready;
+      } else if (warming !== null && this.#underCap(warming.worker!)) chosen = warming;
       else chosen = this.#addReplica(adapter, n === 0 ? 'first-request' : 'load-cap');
     }
     // Every worker at the cap or unable to take the adapter (pools pinned): serve from the least
@@ -593,9 +613,9 @@ export class Placement {
   }
 
   /** Load after one more request within max(ceil(c · capacity share · (total + 1)), floor). */
-  #underCap(worker: WorkerState): boolean {
+  #underCap(worker: WorkerState, slack = 1): boolean {
     const cap = Math.max(Math.ceil(this.#capBase * worker.capacity), this.#loadFloor);
-    return worker.loadScore / this.#load.scale + 1 <= cap;
+    return worker.loadScore / this.#load.scale + 1 <= cap * slack;
   }
 
   #eligible(slot: number, evicting: boolean): boolean {

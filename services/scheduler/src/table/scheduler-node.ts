@@ -17,6 +17,7 @@ import type { SchedulerTables } from '../catalog/adapter-catalog.tables.js';
 import { SchedulerLease } from '../lease/scheduler-lease.js';
 import type { PlacementOptions } from '../placement/index.js';
 import { WorkerRegistry } from '../registry/worker-registry.js';
+import { registerPlacementMetrics } from './placement-metrics.js';
 import { PlacementTable } from './placement-table.js';
 
 export const SCHEDULER_NODE_OPTIONS = Symbol('SCHEDULER_NODE_OPTIONS');
@@ -127,11 +128,15 @@ export class SchedulerNode implements OnApplicationBootstrap, BeforeApplicationS
     this.role = new SchedulerRole(conn, commands, (id) => this.adapterSha256(id), options, logger);
   }
 
+  #metrics: (() => void) | undefined;
+
   onApplicationBootstrap(): Promise<void> {
+    this.#metrics = registerPlacementMetrics(() => this.role.table?.view());
     return this.role.start();
   }
 
   beforeApplicationShutdown(): Promise<void> {
+    this.#metrics?.();
     return this.role.stop();
   }
 
