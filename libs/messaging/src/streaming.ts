@@ -1,8 +1,9 @@
 /**
  * Requests with a streamed reply (the gateway asking a gpu-worker for tokens). Core NATS, like
  * commands: the caller subscribes to an inbox, the handler publishes frames to it in order, and
- * the last frame says how it ended. The caller can cancel (client went away): it publishes to a
- * cancel subject the handler listens on, and the handler's `AbortSignal` fires.
+ * the last frame says how it ended. The caller can cancel (client went away): it publishes its
+ * reply inbox to the subject named in the `Longtail-Cancel-Subject` header (`<subject>.cancel`,
+ * which every server of `subject` subscribes to once), and that request's `AbortSignal` fires.
  *
  * Frames (JSON): `{ "t": "chunk", "v": … }`, then exactly one of `{ "t": "end" }` or
  * `{ "t": "error", "code": …, "message": … }`. A handler served with `keepaliveMs` also sends
@@ -14,9 +15,11 @@
  * write here costs ~0.1–0.3 ms of CPU between the client and nats-server):
  * - callers share one wildcard reply subscription per connection (`<prefix>.*`, like nats.js's
  *   own request mux), so a request is one `HPUB`, with no `SUB`/`UNSUB` around it;
+ * - a server listens for cancels on one subscription (`<subject>.cancel`, the payload names the
+ *   request by its reply inbox), not one per request;
  * - a handler's frames produced in one event-loop turn go out as one message, a JSON array of
- *   frames (a 1-token reply, its last chunk and `end` are one message), published together with
- *   the unsubscribe of its cancel subject. A message holds one frame object or an array of them.
+ *   frames (a 1-token reply, its last chunk and `end` are one message). A message holds one frame
+ *   object or an array of them.
  */
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
@@ -31,8 +34,11 @@ import { extractTraceContext, getTracer, injectTraceContext, type Logger } from 
 import type { MessagingConnection } from './connection.js';
 import { CommandError, CommandFailed, messageOf, NoResponders, RequestTimeout } from './errors.js';
 
-/** Header naming the subject a caller publishes to when it cancels a streamed request. */
+/** Header naming the subject a caller publishes to (its reply inbox as payload) when it cancels a streamed request. */
 export const CANCEL_SUBJECT_HEADER = 'Longtail-Cancel-Subject';
+
+/** Where cancels of requests on `subject` go: one subscription for all of a server's requests. */
+const cancelSubjectOf = (subject: string): string => `${subject}.cancel`;
 
 export interface StreamRequestOptions {
   /** Time allowed until the first frame (ms). Default 5000. */
@@ -152,7 +158,7 @@ export async function* requestStream<T = unknown>(
       push(new CommandFailed(subject, 'BAD_REPLY', 'frame is not JSON', { cause: err }));
     }
   });
-  const cancelSubject = `${reply.inbox}.cancel`;
+  const cancelSubject = cancelSubjectOf(subject);
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
   const onAbort = (): void => {
@@ -206,7 +212,7 @@ export async function* requestStream<T = unknown>(
     reply.close();
     options.signal?.removeEventListener('abort', onAbort);
     // Left early (break, abort, timeout): tell the handler to stop.
-    if (!finished && !nc.isClosed()) nc.publish(cancelSubject);
+    if (!finished && !nc.isClosed()) nc.publish(cancelSubject, reply.inbox);
     span.end();
   }
 }
@@ -284,6 +290,14 @@ export function serveStream(
 ): StreamServer {
   const nc = conn.nc;
   const running = new Map<Promise<void>, AbortController>();
+  /** Reply inbox → the request's controller, for cancels on the shared cancel subject. */
+  const byInbox = new Map<string, AbortController>();
+  const sharedCancel = cancelSubjectOf(subject);
+  const cancelSub = nc.subscribe(sharedCancel, {
+    callback: (err, msg) => {
+      if (!err) byInbox.get(decoder.decode(msg.data))?.abort();
+    },
+  });
   const sub = nc.subscribe(subject, {
     queue: options.queue ?? subject,
     callback: (err, msg) => {
@@ -299,10 +313,13 @@ export function serveStream(
   });
 
   async function answer(msg: Msg, reply: string, ac: AbortController): Promise<void> {
+    // A caller that names its own cancel subject (not the shared one) gets a subscription of its own.
     const cancelSubject = msg.headers?.get(CANCEL_SUBJECT_HEADER);
-    const cancelSub = cancelSubject
-      ? nc.subscribe(cancelSubject, { max: 1, callback: () => ac.abort() })
-      : undefined;
+    if (cancelSubject === sharedCancel) byInbox.set(reply, ac);
+    const ownCancel =
+      cancelSubject && cancelSubject !== sharedCancel
+        ? nc.subscribe(cancelSubject, { max: 1, callback: () => ac.abort() })
+        : undefined;
     const out = new FrameBatcher(nc, reply);
     const keepalive =
       options.keepaliveMs !== undefined && options.keepaliveMs > 0
@@ -348,8 +365,8 @@ export function serveStream(
       });
     } finally {
       clearInterval(keepalive);
-      // The last frames and the cancel subject's UNSUB leave in one socket write.
-      out.close(() => cancelSub?.unsubscribe());
+      byInbox.delete(reply);
+      out.close(() => ownCancel?.unsubscribe());
       span.end();
     }
   }
@@ -360,6 +377,7 @@ export function serveStream(
       if (!sub.isClosed()) await sub.drain().catch(() => sub.unsubscribe());
       if (stopOptions.cancel) for (const ac of running.values()) ac.abort();
       await Promise.allSettled([...running.keys()]);
+      if (!cancelSub.isClosed()) cancelSub.unsubscribe();
     },
   };
 }

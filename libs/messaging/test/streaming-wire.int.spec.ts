@@ -1,8 +1,8 @@
 /**
  * What a streamed request costs on the wire (the serving hot path, bench/serving.ts): a caller's
- * requests share one reply subscription, so a request adds no subscription on the server; a
- * handler's frames of one event-loop turn are one message; frames spread over turns still arrive
- * in order; a cancel still reaches the handler.
+ * requests share one reply subscription and a server's requests one cancel subscription, so a
+ * request adds no subscription on either side; a handler's frames of one event-loop turn are one
+ * message; frames spread over turns still arrive in order; a cancel still reaches the handler.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '@longtail/testenv';
@@ -94,13 +94,20 @@ describe('streamed requests on the wire', () => {
     for (const r of replies) expect(r).toEqual([0, 1, 2, 3, 4]);
   });
 
-  it('a request in flight adds no subscription; breaking out of the loop cancels the handler', async () => {
+  it('a request in flight adds no subscription on either side; breaking out of the loop cancels the handler', async () => {
     await collect('wire.one-turn');
     await callerConn.nc.flush();
-    const idle = await serverSubscriptions('wire-caller');
+    const idle = {
+      caller: await serverSubscriptions('wire-caller'),
+      handler: await serverSubscriptions('wire-handler'),
+    };
     const before = cancelled;
     for await (const i of requestStream<number>(callerConn, 'wire.endless', {})) {
-      if (i === 1) expect(await serverSubscriptions('wire-caller')).toBe(idle);
+      if (i === 1)
+        expect({
+          caller: await serverSubscriptions('wire-caller'),
+          handler: await serverSubscriptions('wire-handler'),
+        }).toEqual(idle);
       if (i === 3) break;
     }
     await expect.poll(() => cancelled, { timeout: 2000 }).toBe(before + 1);
