@@ -54,6 +54,12 @@ export interface StreamMeta {
   readonly headers: Readonly<Record<string, string>>;
   /** Fires when the caller cancels (or the service stops); stop producing then. */
   readonly signal: AbortSignal;
+  /**
+   * Runs `fn` right after the reply's last frames are handed to NATS, in the same socket write
+   * (work that follows a reply, e.g. publishing its event, costs no write of its own). The server's
+   * `stop()` waits for it.
+   */
+  afterReply(fn: () => void): void;
 }
 
 export type StreamHandler = (payload: unknown, meta: StreamMeta) => AsyncIterable<unknown>;
@@ -244,10 +250,21 @@ class FrameBatcher {
   }
 
   /** No more frames; `then` runs right after the last ones are published (same socket write). */
-  close(then: () => void): void {
+  close(then: () => void): Promise<void> {
     this.#closed = true;
-    if (this.#scheduled) this.#onClosed = then;
-    else then();
+    if (!this.#scheduled) {
+      then();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.#onClosed = () => {
+        try {
+          then();
+        } finally {
+          resolve();
+        }
+      };
+    });
   }
 
   #flush(): void {
@@ -321,6 +338,7 @@ export function serveStream(
         ? nc.subscribe(cancelSubject, { max: 1, callback: () => ac.abort() })
         : undefined;
     const out = new FrameBatcher(nc, reply);
+    const after: Array<() => void> = [];
     const keepalive =
       options.keepaliveMs !== undefined && options.keepaliveMs > 0
         ? setInterval(() => out.send({ t: 'ka' }), options.keepaliveMs)
@@ -344,7 +362,12 @@ export function serveStream(
           return;
         }
         try {
-          const meta = { subject: msg.subject, headers: headerRecord(msg.headers), signal: ac.signal };
+          const meta: StreamMeta = {
+            subject: msg.subject,
+            headers: headerRecord(msg.headers),
+            signal: ac.signal,
+            afterReply: (fn) => void after.push(fn),
+          };
           for await (const chunk of handler(payload, meta)) {
             if (ac.signal.aborted) break;
             out.send({ t: 'chunk', v: chunk === undefined ? null : chunk });
@@ -366,8 +389,17 @@ export function serveStream(
     } finally {
       clearInterval(keepalive);
       byInbox.delete(reply);
-      out.close(() => ownCancel?.unsubscribe());
       span.end();
+      await out.close(() => {
+        ownCancel?.unsubscribe();
+        for (const fn of after) {
+          try {
+            fn();
+          } catch (err) {
+            options.logger?.error({ err, subject }, 'after-reply work failed');
+          }
+        }
+      });
     }
   }
 

@@ -53,6 +53,15 @@ beforeAll(async () => {
       }
     }),
   );
+  servers.push(
+    serveStream(handlerConn, 'wire.after', async function* (_p, meta) {
+      try {
+        yield 'reply';
+      } finally {
+        meta.afterReply(() => handlerConn.nc.publish('wire.after.done', 'event'));
+      }
+    }),
+  );
   await handlerConn.nc.flush();
 });
 afterAll(async () => {
@@ -87,6 +96,18 @@ describe('streamed requests on the wire', () => {
     await handlerConn.nc.flush();
     // Ten replies of two chunks and `end` each: ten messages, not thirty.
     expect(handlerConn.nc.stats().outMsgs - before).toBe(10);
+  });
+
+  it('work handed to afterReply runs once per request, after the reply', async () => {
+    let done = 0;
+    const sub = callerConn.nc.subscribe('wire.after.done', { callback: () => void done++ });
+    await callerConn.nc.flush();
+    const before = handlerConn.nc.stats().outMsgs;
+    for (let i = 0; i < 5; i++) expect(await collect('wire.after')).toEqual(['reply']);
+    await expect.poll(() => done, { timeout: 2000 }).toBe(5);
+    // Per request: the reply (chunk + end in one message) and the after-reply message.
+    expect(handlerConn.nc.stats().outMsgs - before).toBe(10);
+    sub.unsubscribe();
   });
 
   it('frames spread over several turns arrive in order, and concurrent requests do not mix', async () => {

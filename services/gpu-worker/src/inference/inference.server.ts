@@ -285,7 +285,8 @@ export class InferenceServer implements OnModuleInit, BeforeApplicationShutdown 
         else this.#using.set(using, left);
       }
       if (meta.signal.aborted) outcome.finishReasons.push('cancelled');
-      this.publishOutcome(request, outcome, startedAt, t0);
+      // Published with the reply's last frames (one socket write for both).
+      meta.afterReply(() => this.publishOutcome(request, outcome, startedAt, t0));
     }
   }
 
