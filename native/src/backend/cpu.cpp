@@ -299,77 +299,91 @@ void gemm_own_outer(ThreadPool& pool, int M, int N, int K, const float* x, const
 
 // Small-M kernel of the batch-invariant GEMM: the outer-product kernel's arithmetic (each y[m][n]
 // one FMA chain over k = 0..K-1 from +0, then + bias), with the vector lanes over 8 rows of W
-// instead of 16 tokens, so M = 1..7 does not compute 16 token lanes. W is read in its [N, K]
-// layout 8 rows × 8 k at a time (eight 32-byte loads, as the dot kernel streams it) and
-// transposed in registers; then per k one broadcast of x[m][k] and one FMA per token. Same bits
+// instead of 16 tokens, so M = 1..4 does not compute 16 token lanes. W is read in its [N, K]
+// layout 8 rows × 8 k at a time (16-byte loads of 8 rows) and transposed in registers; then per
+// k one broadcast of x[m][k] and one FMA per token. Same bits
 // as gemm_own_outer for every element (tests/test_kernels.cpp checks it), so the batch-invariant
 // GEMM may pick either by M.
 #ifdef LT_AVX2
-static inline void transpose8(__m256 r[8]) {
+// c[0..4) = W[n0..n0+8)[k..k+4) as columns: c[i] lane j = W[n0 + j][k + i]. Rows j and j + 4 are
+// loaded into the two 128-bit halves of one register, so a 4 × 4 transpose within each half
+// (4 unpacks, 4 shuffles, no lane crossing) finishes the job.
+static inline void columns4(const float* w, int K, int k, __m256* c) {
+  __m256 r[4];
+  for (int j = 0; j < 4; ++j)
+    r[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w + size_t(j) * K + k)),
+                                _mm_loadu_ps(w + size_t(j + 4) * K + k), 1);
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
   const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+  c[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  c[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  c[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  c[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-// y[0..MT)[n0..n0+8) for W rows n0..n0+8 (all < N).
-template <int MT>
-static inline void wt_block(int N, int K, const float* x, const float* W, const float* bias, float* y, int n0,
-                            const float* next) {
-  __m256 acc[MT];
-  for (int m = 0; m < MT; ++m) acc[m] = _mm256_setzero_ps();
+// y[0..MT)[n0..n0+8·NB) for W rows n0..n0+8·NB (all < N). NB blocks of 8 rows side by side give
+// MT·NB independent FMA chains (one token alone would otherwise wait on one chain's latency).
+template <int MT, int NB>
+static inline void wt_block(int N, int K, const float* x, const float* W, const float* bias, float* y, int n0) {
+  __m256 acc[NB][MT];
+  for (int b = 0; b < NB; ++b)
+    for (int m = 0; m < MT; ++m) acc[b][m] = _mm256_setzero_ps();
   const float* w = W + size_t(n0) * K;
   int k = 0;
   for (; k + 8 <= K; k += 8) {
-    if (next && (k & 15) == 0) {
-      for (int j = 0; j < 8; ++j) _mm_prefetch(reinterpret_cast<const char*>(next + size_t(j) * K + k), _MM_HINT_T0);
+    for (int b = 0; b < NB; ++b) {
+      const float* wb = w + size_t(8 * b) * K;
+      for (int h = 0; h < 8; h += 4) {  // 4 columns at a time: few registers live beside acc
+        __m256 c[4];  // c[i] = W[n0 + 8b..+8)[k + h + i]
+        columns4(wb, K, k + h, c);
+        for (int i = 0; i < 4; ++i)
+          for (int m = 0; m < MT; ++m)
+            acc[b][m] = _mm256_fmadd_ps(c[i], _mm256_broadcast_ss(x + size_t(m) * K + k + h + i), acc[b][m]);
+      }
     }
-    __m256 r[8];
-    for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(w + size_t(j) * K + k);
-    transpose8(r);  // r[kk] = W[n0..n0+8)[k + kk]
-    for (int kk = 0; kk < 8; ++kk)
-      for (int m = 0; m < MT; ++m) acc[m] = _mm256_fmadd_ps(r[kk], _mm256_broadcast_ss(x + size_t(m) * K + k + kk), acc[m]);
   }
   for (; k < K; ++k) {
-    const __m256 c = _mm256_setr_ps(w[k], w[size_t(K) + k], w[2 * size_t(K) + k], w[3 * size_t(K) + k], w[4 * size_t(K) + k],
-                                    w[5 * size_t(K) + k], w[6 * size_t(K) + k], w[7 * size_t(K) + k]);
-    for (int m = 0; m < MT; ++m) acc[m] = _mm256_fmadd_ps(c, _mm256_broadcast_ss(x + size_t(m) * K + k), acc[m]);
+    for (int b = 0; b < NB; ++b) {
+      const float* wb = w + size_t(8 * b) * K + k;
+      const size_t s = size_t(K);
+      const __m256 c = _mm256_setr_ps(wb[0], wb[s], wb[2 * s], wb[3 * s], wb[4 * s], wb[5 * s], wb[6 * s], wb[7 * s]);
+      for (int m = 0; m < MT; ++m) acc[b][m] = _mm256_fmadd_ps(c, _mm256_broadcast_ss(x + size_t(m) * K + k), acc[b][m]);
+    }
   }
-  const __m256 b = bias ? _mm256_loadu_ps(bias + n0) : _mm256_setzero_ps();  // + 0.0f like the outer kernel
-  for (int m = 0; m < MT; ++m) _mm256_storeu_ps(y + size_t(m) * N + n0, _mm256_add_ps(acc[m], b));
+  for (int b = 0; b < NB; ++b) {
+    const int nb = n0 + 8 * b;
+    const __m256 bv = bias ? _mm256_loadu_ps(bias + nb) : _mm256_setzero_ps();  // + 0.0f like the outer kernel
+    for (int m = 0; m < MT; ++m) _mm256_storeu_ps(y + size_t(m) * N + nb, _mm256_add_ps(acc[b][m], bv));
+  }
 }
 #endif
 
 void gemm_own_wt(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
 #ifdef LT_AVX2
-  constexpr int kMT = 4;  // tokens per pass over a W block (the block stays in L1 for the next pass)
-  const int blocks = N / 8;
-  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int n0 = int(b) * 8;
-      const float* next = n0 + 16 <= N ? W + size_t(n0 + 8) * K : nullptr;
-      for (int m = 0; m < M; m += kMT) {
+  // Work item: a group of 32 rows (4 blocks of 8), all M tokens, 4 tokens at a time (the rows stay
+  // in L1/L2 for the next 4). Fewer tokens take more blocks side by side: 1 token × 4 blocks,
+  // 2 × 2, 3 or 4 × 1 (at most 4 accumulators beside 4 column registers and the transpose's).
+  const int blocks = N / 8, groups = (blocks + 3) / 4;
+  pool.parallel_for(groups, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const int b0 = int(g) * 4, b1 = std::min(blocks, b0 + 4);
+      for (int m = 0; m < M; m += 4) {
         const float* xm = x + size_t(m) * K;
         float* ym = y + size_t(m) * N;
-        switch (std::min(kMT, M - m)) {
-          case 4: wt_block<4>(N, K, xm, W, bias, ym, n0, next); break;
-          case 3: wt_block<3>(N, K, xm, W, bias, ym, n0, next); break;
-          case 2: wt_block<2>(N, K, xm, W, bias, ym, n0, next); break;
-          default: wt_block<1>(N, K, xm, W, bias, ym, n0, next); break;
+        const int mt = std::min(4, M - m);
+        int b = b0;
+        if (mt == 1) {
+          for (; b + 4 <= b1; b += 4) wt_block<1, 4>(N, K, xm, W, bias, ym, 8 * b);
+          for (; b + 2 <= b1; b += 2) wt_block<1, 2>(N, K, xm, W, bias, ym, 8 * b);
+          for (; b < b1; ++b) wt_block<1, 1>(N, K, xm, W, bias, ym, 8 * b);
+        } else if (mt == 2) {
+          for (; b + 2 <= b1; b += 2) wt_block<2, 2>(N, K, xm, W, bias, ym, 8 * b);
+          for (; b < b1; ++b) wt_block<2, 1>(N, K, xm, W, bias, ym, 8 * b);
+        } else if (mt == 3) {
+          for (; b < b1; ++b) wt_block<3, 1>(N, K, xm, W, bias, ym, 8 * b);
+        } else {
+          for (; b < b1; ++b) wt_block<4, 1>(N, K, xm, W, bias, ym, 8 * b);
         }
-        next = nullptr;
       }
     }
   });
@@ -530,15 +544,37 @@ class CpuBackend final : public Backend {
 
   // LoRA in one order for every token, whatever its segment's length (the batch-invariant path):
   // shrink tmp[t][k] = scale · dot(A[k], x[t]) (dot's fixed order over `in`), then expand
-  // y[t] += tmp[t][k] · Bt[k] for k = 0..rank-1 (axpy: one FMA per element per k). Work items:
-  // (token, rank row) for the shrink, (token, 256-wide output chunk) for the expand; a chunk is one
-  // thread's, so threads never change an element's order.
+  // y[t] += tmp[t][k] · Bt[k] for k = 0..rank-1 (axpy: one FMA per element per k, so a row done
+  // whole or in 256-wide chunks has the same bits). Work items: a token each when there are
+  // many; else (token, rank row) for the shrink and (token, chunk) for the expand. An element is
+  // always one thread's, so threads never change its order.
   void lora_per_token(const LoraSegment* segs, int nsegs, int in, int out, const float* x, float* y, float* tmp) {
     int64_t shrink_items = 0, tokens = 0;
     for (int s = 0; s < nsegs; ++s) {
       shrink_items += int64_t(segs[s].len) * segs[s].rank;
       tokens += segs[s].len;
     }
+    if (tokens >= 2 * pool_.size()) {
+      // Many tokens: one item per token (its A and Bt streamed front to back once, y row in L1).
+      // The same operations per element as the split passes below.
+      pool_.parallel_for(tokens, [&](int64_t b, int64_t e) {
+        int64_t base = 0;
+        for (int s = 0; s < nsegs && base < e; ++s) {
+          const LoraSegment& g = segs[s];
+          for (int64_t i = std::max(b, base), hi = std::min(e, base + g.len); i < hi; ++i) {
+            const int t = g.start + int(i - base);
+            float* tt = tmp + size_t(t) * kTmpStride;
+            const float* xx = x + size_t(t) * in;
+            for (int k = 0; k < g.rank; ++k) tt[k] = g.scale * dot(g.A[k], xx, in);
+            float* yy = y + size_t(t) * out;
+            for (int k = 0; k < g.rank; ++k) axpy(tt[k], g.Bt[k], yy, out);
+          }
+          base += g.len;
+        }
+      });
+      return;
+    }
+    // Few tokens: split each token's work across threads.
     pool_.parallel_for(shrink_items, [&](int64_t b, int64_t e) {
       int64_t base = 0;
       for (int s = 0; s < nsegs && base < e; ++s) {
