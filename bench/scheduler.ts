@@ -56,6 +56,7 @@ const placementDefaults = {
   replicaMinRequests: 8,
   replicaWarmupS: traffic.loadSeconds,
   probeLimit: 16,
+  holdWhileWarming: true,
 };
 
 interface ConfigResult {
@@ -140,6 +141,8 @@ function main(): void {
         'loads: adapter loads on workers after warm-up (misses; for bounded-load also prefetched replicas)',
         'decision latency: process.hrtime.bigint() around observe + route (bounded-load) or route (baselines)',
         "firstRequestShare: measured requests that were their adapter's first of the run (a miss for every policy)",
+        'misses: first = first request of the run; reload = the worker did not hold the adapter; warming = the worker was still loading it (under plain consistent hashing every miss is first or warming: unavoidable when every adapter fits)',
+        'holdWhileWarming: when every holder is at the cap, the request stays on a holder (up to loadFactor x the cap) while a new replica loads',
       ],
     },
     wallSeconds: round((Date.now() - started) / 1000, 1),
@@ -155,14 +158,14 @@ function main(): void {
 
 function table(results: readonly ConfigResult[]): string {
   const rows = [
-    '| workers × pool | policy | decisions/s | p50 µs | p99 µs | hit rate | imbalance mean (worst) | loads/min | over capacity |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| workers × pool | policy | decisions/s | p50 µs | p99 µs | hit rate | misses: first / reload / warming | imbalance mean (worst) | loads/min | over capacity |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const c of results) {
     for (const name of POLICIES) {
       const r = c.policies[name];
       rows.push(
-        `| ${c.workers} × ${c.poolAdapters.toLocaleString('en-US')} | ${name} | ${Math.round(r.decisionsPerSecond).toLocaleString('en-US')} | ${r.decisionP50Us.toFixed(2)} | ${r.decisionP99Us.toFixed(2)} | ${(r.hitRate * 100).toFixed(2)} % | ${r.imbalance.mean.toFixed(3)} (${r.imbalance.max.toFixed(3)}) | ${Math.round(r.loadsPerMinute).toLocaleString('en-US')} | ${(r.overCapacityShare * 100).toFixed(2)} % |`,
+        `| ${c.workers} × ${c.poolAdapters.toLocaleString('en-US')} | ${name} | ${Math.round(r.decisionsPerSecond).toLocaleString('en-US')} | ${r.decisionP50Us.toFixed(2)} | ${r.decisionP99Us.toFixed(2)} | ${(r.hitRate * 100).toFixed(2)} % | ${r.misses.first.toLocaleString('en-US')} / ${r.misses.reload.toLocaleString('en-US')} / ${r.misses.warming.toLocaleString('en-US')} | ${r.imbalance.mean.toFixed(3)} (${r.imbalance.max.toFixed(3)}) | ${Math.round(r.loadsPerMinute).toLocaleString('en-US')} | ${(r.overCapacityShare * 100).toFixed(2)} % |`,
       );
     }
   }

@@ -157,6 +157,13 @@ describe('placement across three workers', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The view once a scheduler is active (a takeover after churn may be in progress). */
+  async function activeView(): Promise<PlacementView> {
+    let v: PlacementView | undefined;
+    await waitFor(async () => (v = await view()) !== undefined, { timeoutMs: 15_000, what: 'an active scheduler' });
+    return v!;
+  }
+
   async function view(): Promise<PlacementView | undefined> {
     const res = await fetch(`${gateway.baseUrl}/v1/admin/placement`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
@@ -353,9 +360,7 @@ describe('placement across three workers', () => {
   }, 300_000);
 
   it('the active scheduler SIGKILLed: the standby takes over under a higher term, placement goes on, no key is written by an older term after a newer one', async () => {
-    let before: PlacementView | undefined;
-    await waitFor(async () => (before = await view()) !== undefined, { timeoutMs: 15_000, what: 'an active scheduler' });
-    if (before === undefined) throw new Error('unreachable');
+    const before = await activeView();
     const pid = Number(before.holder.split('-').at(-2));
     const active = schedulers.find((s) => s.child.pid === pid)!;
     expect(active).toBeDefined();

@@ -13,7 +13,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   OBJECT_BUCKETS,
+  workerAdaptersSubject,
   workerGenerateSubject,
+  type WorkerAdapterReply,
   type EventEnvelope,
   type InferenceChunk,
   type InferenceRequest,
@@ -21,6 +23,7 @@ import {
 import {
   CommandFailed,
   connectMessaging,
+  createCommandClient,
   NoResponders,
   requestStream,
   type EventPublisher,
@@ -28,7 +31,8 @@ import {
 } from '@longtail/messaging';
 import { startNatsServer, type NatsServer } from '@longtail/testenv';
 import { Objm } from '@nats-io/obj';
-import { workerConfigSchema } from '../config.js';
+import { workerConfigSchema, type WorkerConfig } from '../config.js';
+import { AdapterCommands } from '../registry/adapter-commands.js';
 import { adapterObjectKey, CONFIG_FILE, WEIGHTS_FILE } from './adapter-resolver.js';
 import { InferenceServer } from './inference.server.js';
 
@@ -43,6 +47,7 @@ describe('InferenceServer', () => {
   let nats: NatsServer;
   let conn: MessagingConnection;
   let server: InferenceServer;
+  let config: WorkerConfig;
   const events: EventEnvelope[] = [];
   const publisher = {
     publish: (event: EventEnvelope) => {
@@ -120,7 +125,7 @@ describe('InferenceServer', () => {
     await store.putBlob({ name: adapterObjectKey(sha256(weights), CONFIG_FILE) }, peftConfig);
     await store.putBlob({ name: adapterObjectKey(CORRUPT_SHA, WEIGHTS_FILE) }, weights);
     await store.putBlob({ name: adapterObjectKey(CORRUPT_SHA, CONFIG_FILE) }, peftConfig);
-    const config = workerConfigSchema.parse({
+    config = workerConfigSchema.parse({
       NATS_URL: nats.url,
       WORKER_ID: 'w-int',
       MODEL_DIR: modelDir,
@@ -203,6 +208,45 @@ describe('InferenceServer', () => {
       type: 'inference.failed',
       data: { error: { code: 'adapter_unavailable' } },
     });
+  });
+
+  it('takes the scheduler\'s load and evict commands, fenced by term; an adapter in use is not evicted', async () => {
+    const commands = new AdapterCommands(conn, config, pino({ level: 'silent' }), server);
+    commands.onApplicationBootstrap();
+    try {
+      const ask = (payload: unknown) =>
+        createCommandClient(conn).request<WorkerAdapterReply>(workerAdaptersSubject('w-int'), payload);
+      const local = 'tiny-llama:acme/local';
+      const before = server.load().adapterRequests;
+      expect(await ask({ op: 'load', adapterId: local, adapterSha256: null, term: 5 })).toEqual({ ok: true });
+      expect(server.load().residentAdapters).toContain(local);
+      // A request after the prefetch finds it ready: warm.
+      const served = request({ adapterId: local });
+      for await (const _ of requestStream(conn, subject, served)) void _;
+      expect(server.load().adapterRequests).toEqual({ warm: before.warm + 1, cold: before.cold });
+      // A scheduler with an older term is refused, whatever it asks.
+      expect(await ask({ op: 'evict', adapterId: local, adapterSha256: null, term: 4 })).toMatchObject({
+        ok: false,
+        code: 'STALE_TERM',
+      });
+      // In use: refused, still resident; once the request ends, evicted.
+      const long = requestStream<InferenceChunk>(conn, subject, request({ adapterId: local, sampling: { maxTokens: 3000, temperature: 0 } }));
+      await long.next();
+      expect(await ask({ op: 'evict', adapterId: local, adapterSha256: null, term: 5 })).toMatchObject({ ok: false, code: 'IN_USE' });
+      expect(server.load().residentAdapters).toContain(local);
+      await long.return();
+      await expect.poll(() => server.load().inFlight).toBe(0);
+      await expect.poll(async () => (await ask({ op: 'evict', adapterId: local, adapterSha256: null, term: 6 })).ok).toBe(true);
+      expect(server.load().residentAdapters).not.toContain(local);
+      expect(await ask({ op: 'load', adapterId: 'tiny-llama:acme/nowhere', adapterSha256: null, term: 6 })).toMatchObject({
+        ok: false,
+        code: 'FETCH_FAILED',
+      });
+      expect(await ask({ op: 'load', adapterId: local, term: 6 })).toMatchObject({ ok: false, code: 'INVALID' });
+      expect(commands.term).toBe(6);
+    } finally {
+      await commands.beforeApplicationShutdown();
+    }
   });
 
   it('drains: a running request completes, a new one finds no worker', async () => {

@@ -76,6 +76,12 @@ export interface PolicyReport {
     readonly max: number;
     readonly windows: number;
   };
+  /**
+   * Measured misses by cause: `first` (the adapter's first request of the run: a miss under any
+   * policy), `reload` (its worker did not hold it: evicted earlier, or never loaded there) and
+   * `warming` (its worker was still loading it).
+   */
+  readonly misses: { readonly first: number; readonly reload: number; readonly warming: number };
   /** Share of measured requests above their worker's service capacity within a window. */
   readonly overCapacityShare: number;
   readonly decisionsPerSecond: number;
@@ -302,6 +308,9 @@ export function simulate(scenario: Scenario, policy: PolicyName): PolicyReport {
   let measured = 0;
   let hits = 0;
   let firstRequests = 0;
+  let missFirst = 0;
+  let missReload = 0;
+  let missWarming = 0;
   let baselineLoads = 0;
   let maxReplicas = 0;
   let fingerprint = 0x811c9dc5;
@@ -371,6 +380,9 @@ export function simulate(scenario: Scenario, policy: PolicyName): PolicyReport {
     if (t >= warmupEnd) {
       measured += 1;
       if (hit) hits += 1;
+      else if (first) missFirst += 1;
+      else if (node < 0) missReload += 1;
+      else missWarming += 1;
       if (first) firstRequests += 1;
       windowCounts[worker] = windowCounts[worker]! + 1;
     }
@@ -417,6 +429,7 @@ export function simulate(scenario: Scenario, policy: PolicyName): PolicyReport {
       max: sortedImbalance.at(-1) ?? 0,
       windows: imbalances.length,
     },
+    misses: { first: missFirst, reload: missReload, warming: missWarming },
     overCapacityShare: measured > 0 ? overCapacity / measured : 0,
     decisionsPerSecond: totalNs > 0 ? sortedLatencies.length / (totalNs / 1e9) : 0,
     decisionP50Us: quantile(sortedLatencies, 0.5) / 1000,
