@@ -165,7 +165,7 @@ function table(results: readonly ConfigResult[]): string {
     for (const name of POLICIES) {
       const r = c.policies[name];
       rows.push(
-        `| ${c.workers} × ${c.poolAdapters.toLocaleString('en-US')} | ${name} | ${Math.round(r.decisionsPerSecond).toLocaleString('en-US')} | ${r.decisionP50Us.toFixed(2)} | ${r.decisionP99Us.toFixed(2)} | ${(r.hitRate * 100).toFixed(2)} % | ${r.misses.first.toLocaleString('en-US')} / ${r.misses.reload.toLocaleString('en-US')} / ${r.misses.warming.toLocaleString('en-US')} | ${r.imbalance.mean.toFixed(3)} (${r.imbalance.max.toFixed(3)}) | ${Math.round(r.loadsPerMinute).toLocaleString('en-US')} | ${(r.overCapacityShare * 100).toFixed(2)} % |`,
+        `| ${c.workers} × ${c.poolAdapters.toLocaleString('en-US')} | ${name} | ${Math.round(r.decisionsPerSecond).toLocaleString('en-US')} | ${r.decisionP50Us.toFixed(2)} | ${r.decisionP99Us.toFixed(2)} | ${(r.hitRate * 100).toFixed(3)} % | ${r.misses.first.toLocaleString('en-US')} / ${r.misses.reload.toLocaleString('en-US')} / ${r.misses.warming.toLocaleString('en-US')} | ${r.imbalance.mean.toFixed(3)} (${r.imbalance.max.toFixed(3)}) | ${Math.round(r.loadsPerMinute).toLocaleString('en-US')} | ${(r.overCapacityShare * 100).toFixed(2)} % |`,
       );
     }
   }
