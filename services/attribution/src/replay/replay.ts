@@ -33,6 +33,8 @@ export interface ReplayOptions {
   readonly targetSchema?: string;
   /** Events per transaction for INFERENCE. Default 10000 (bigger batches aggregate more per row). */
   readonly batchSize?: number;
+  /** Called once the facts streams are applied, before the first INFERENCE event is read. */
+  readonly onFactsApplied?: () => void;
   /** Called after each INFERENCE batch with the count of events read so far. */
   readonly onProgress?: (eventsRead: number) => void;
 }
@@ -81,6 +83,7 @@ export async function replayAttribution(options: ReplayOptions): Promise<ReplayR
       events[ref.stream] = read.count;
       skipped += read.skipped;
     }
+    options.onFactsApplied?.();
     const read = await readInBatches(
       options.conn,
       INFERENCE_PROJECTION.stream,
