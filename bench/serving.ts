@@ -16,7 +16,8 @@
  * `response` event, not its millisecond histogram. Every response must be a 200 with one
  * completion token, and the INFERENCE stream must hold one `inference.completed` per response
  * (read back after the run; the run fails otherwise). Where the time goes: the CPU time each
- * process used during the run (utime + stime from /proc), per request.
+ * process used during the run (utime + stime from /proc), per request. Last, the cost of a rate
+ * limit shared across gateways done as a per-request compare-and-set counter in NATS KV.
  *
  *   npm run bench:serving
  *   # = node --conditions=longtail-source --import ./services/attribution/scripts/source-loader.mjs bench/serving.ts
@@ -31,6 +32,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { Tokenizer } from '@huggingface/tokenizers';
+import { Kvm } from '@nats-io/kv';
 import autocannon from 'autocannon';
 
 import { STREAMS } from '@longtail/contracts';
@@ -191,6 +193,55 @@ async function eventsAfter(conn: MessagingConnection, fromSeq: number): Promise<
   return counts;
 }
 
+/**
+ * What a rate limit shared across gateways would cost per request if it were a counter in a NATS
+ * KV bucket updated with compare-and-set (get, then update at that revision, retried on a
+ * conflict): `c` concurrent requests over `tenants` tenants (one key per tenant and minute).
+ */
+async function sharedCounterCost(
+  conn: MessagingConnection,
+  c: number,
+  tenants: number,
+  seconds: number,
+): Promise<{ concurrency: number; tenants: number; incrementsPerSecond: number; p50Ms: number; p99Ms: number; conflicts: number; clientCpuUsPerIncrement: number }> {
+  const kv = await new Kvm(conn.nc).create('bench_rate_limit', { history: 1, ttl: 120_000 });
+  const latencies: number[] = [];
+  let conflicts = 0;
+  const started = performance.now();
+  const until = started + seconds * 1000;
+  const cpu0 = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: c }, async (_, i) => {
+      const key = `tenant-${i % tenants}.${Math.floor(Date.now() / 60_000)}`;
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        for (;;) {
+          const entry = await kv.get(key);
+          try {
+            if (entry === null || entry.operation !== 'PUT') await kv.create(key, '1');
+            else await kv.update(key, String(Number(entry.string()) + 1), entry.revision);
+            break;
+          } catch {
+            conflicts++; // another request moved the counter first: read it again
+          }
+        }
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  const f = figures(latencies, (performance.now() - started) / 1000, {});
+  return {
+    concurrency: c,
+    tenants,
+    incrementsPerSecond: f.requestsPerSecond,
+    p50Ms: f.p50Ms,
+    p99Ms: f.p99Ms,
+    conflicts,
+    clientCpuUsPerIncrement: round((cpu.user + cpu.system) / Math.max(1, f.requests), 0),
+  };
+}
+
 /** The pid of the nats-server listening on `port` (its command line names the port). */
 function natsServerPid(port: number): number {
   for (const entry of readdirSync('/proc')) {
@@ -315,6 +366,14 @@ async function main(): Promise<void> {
           ` | +${row.addedP50Ms} ms p50 | CPU ms/request ${JSON.stringify(servingFigures.cpuMsPerRequest)} (direct ${JSON.stringify(directFigures.cpuMsPerRequest)})`,
       );
     }
+    const sharedCounter = [];
+    for (const [c, tenants] of [
+      [1, 1],
+      [16, 16],
+      [16, 1],
+    ] as const)
+      sharedCounter.push(await sharedCounterCost(conn, c, tenants, 3));
+    console.log(`shared rate-limit counter (KV compare-and-set): ${JSON.stringify(sharedCounter)}`);
     const loadAfter = os.loadavg();
 
     const c1 = rows.find((r) => r.concurrency === 1);
@@ -342,6 +401,8 @@ async function main(): Promise<void> {
         auth: 'tenant API key (PostgreSQL, cached by the gateway), rate limits checked and charged per request',
       },
       results: rows,
+      /** Not on the serving path: the measured cost of a per-request shared counter (see bench/README.md). */
+      sharedRateLimitCounter: sharedCounter,
       targets: {
         addedP50AtConcurrency1: {
           target: '<= 2 ms',
