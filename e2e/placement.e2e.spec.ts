@@ -168,8 +168,11 @@ describe('placement across three workers', () => {
     const res = await fetch(`${gateway.baseUrl}/v1/admin/placement`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
-    return res.status === 200 ? ((await res.json()) as PlacementView) : undefined;
+    if (res.status === 200) return (await res.json()) as PlacementView;
+    viewRefusals.push(`${res.status} ${await res.text()}`);
+    return undefined;
   }
+  const viewRefusals: string[] = [];
 
   /** The table as a gateway sees it: every write in revision order, from a watch started before any. */
   const writes: Array<{ key: string; revision: number; entry: PlacementEntry | null }> = [];
@@ -294,7 +297,7 @@ describe('placement across three workers', () => {
     }
     const hottest = table.get(ids[0]!)!;
     const hottestServedBy = new Set(measuredEvents.filter((e) => e.data.adapterId === ids[0]).map((e) => e.data.workerId));
-    const v = (await view())!;
+    const v = await activeView();
     const logLines = schedulers.flatMap((x) => x.output().split('\n'));
     console.log(
       JSON.stringify({
@@ -378,7 +381,7 @@ describe('placement across three workers', () => {
     // Adapters nobody asked for yet: placed by the new term.
     const fresh = ids.slice(-5).map((adapter) => ({ adapter, prompt: PROMPTS[0]! }));
     const freshResults = await run(fresh);
-    const now = (await view())!;
+    const now = await activeView();
     const table = entries();
 
     // Every write since the start, in revision order: per key, terms never go down, and once the
@@ -403,6 +406,7 @@ describe('placement across three workers', () => {
     console.log(
       JSON.stringify({
         scheduler: log,
+        viewRefusals: viewRefusals.slice(-3),
         takeoverMs,
         oldTerm: before.term,
         newTerm: now.term,
