@@ -1,9 +1,10 @@
 /**
  * Requests with a streamed reply (the gateway asking a gpu-worker for tokens). Core NATS, like
  * commands: the caller subscribes to an inbox, the handler publishes frames to it in order, and
- * the last frame says how it ended. The caller can cancel (client went away): it publishes its
- * reply inbox to the subject named in the `Longtail-Cancel-Subject` header (`<subject>.cancel`,
- * which every server of `subject` subscribes to once), and that request's `AbortSignal` fires.
+ * the last frame says how it ended. The caller can cancel (client went away): it publishes to the
+ * subject named in its `Longtail-Cancel-Subject` header (`<subject>.cancel.<its inbox tokens>`,
+ * which every server of `subject` covers with one `<subject>.cancel.>` subscription), and that
+ * request's `AbortSignal` fires.
  *
  * Frames (JSON): `{ "t": "chunk", "v": … }`, then exactly one of `{ "t": "end" }` or
  * `{ "t": "error", "code": …, "message": … }`. A handler served with `keepaliveMs` also sends
@@ -15,11 +16,14 @@
  * write here costs ~0.1–0.3 ms of CPU between the client and nats-server):
  * - callers share one wildcard reply subscription per connection (`<prefix>.*`, like nats.js's
  *   own request mux), so a request is one `HPUB`, with no `SUB`/`UNSUB` around it;
- * - a server listens for cancels on one subscription (`<subject>.cancel`, the payload names the
- *   request by its reply inbox), not one per request;
- * - a handler's frames produced in one event-loop turn go out as one message, a JSON array of
- *   frames (a 1-token reply, its last chunk and `end` are one message). A message holds one frame
- *   object or an array of them.
+ * - a server listens for cancels on one wildcard subscription, not one per request;
+ * - a handler's frames produced in one event-loop turn go out in one socket write: as one
+ *   message, a JSON array of frames, when the caller says it reads batches (header
+ *   `Longtail-Stream-Batches: 1`; a 1-token reply, its last chunk and `end` are one message), else
+ *   as one message each.
+ * Mixed versions interoperate: an older server subscribes to the named cancel subject itself and
+ * sends single frames; an older caller sends no batch header and names a cancel subject outside
+ * the wildcard, which a newer server then subscribes to for that request.
  */
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
@@ -37,8 +41,11 @@ import { CommandError, CommandFailed, messageOf, NoResponders, RequestTimeout } 
 /** Header naming the subject a caller publishes to (its reply inbox as payload) when it cancels a streamed request. */
 export const CANCEL_SUBJECT_HEADER = 'Longtail-Cancel-Subject';
 
-/** Where cancels of requests on `subject` go: one subscription for all of a server's requests. */
-const cancelSubjectOf = (subject: string): string => `${subject}.cancel`;
+/** Header a caller sets (`1`) when it reads a message holding a JSON array of frames. */
+export const BATCHES_HEADER = 'Longtail-Stream-Batches';
+
+/** The prefix of the cancel subjects of requests on `subject`: one server subscription covers them. */
+const cancelPrefixOf = (subject: string): string => `${subject}.cancel.`;
 
 export interface StreamRequestOptions {
   /** Time allowed until the first frame (ms). Default 5000. */
@@ -164,7 +171,8 @@ export async function* requestStream<T = unknown>(
       push(new CommandFailed(subject, 'BAD_REPLY', 'frame is not JSON', { cause: err }));
     }
   });
-  const cancelSubject = cancelSubjectOf(subject);
+  // Unique per request: the reply inbox's tokens after the `_INBOX` prefix.
+  const cancelSubject = cancelPrefixOf(subject) + reply.inbox.slice(reply.inbox.indexOf('.') + 1);
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
   const onAbort = (): void => {
@@ -181,6 +189,7 @@ export async function* requestStream<T = unknown>(
     const h = natsHeaders();
     injectTraceContext(h, ctx);
     h.set(CANCEL_SUBJECT_HEADER, cancelSubject);
+    h.set(BATCHES_HEADER, '1');
     arm(firstTimeout, 'no first frame');
     nc.publish(subject, encoder.encode(JSON.stringify(payload === undefined ? null : payload)), {
       reply: reply.inbox,
@@ -218,15 +227,15 @@ export async function* requestStream<T = unknown>(
     reply.close();
     options.signal?.removeEventListener('abort', onAbort);
     // Left early (break, abort, timeout): tell the handler to stop.
-    if (!finished && !nc.isClosed()) nc.publish(cancelSubject, reply.inbox);
+    if (!finished && !nc.isClosed()) nc.publish(cancelSubject);
     span.end();
   }
 }
 
 /**
  * The frames of one streamed reply, sent once per event-loop turn: the frames a handler produces
- * in one turn (a token's chunk, the final chunk, `end`) become one message, a single frame as an
- * object and several as an array, which the caller reads in order. A frame waits at most until
+ * in one turn (a token's chunk, the final chunk, `end`) leave in one socket write, as one message
+ * (an array) for a caller that reads batches, else one message each. A frame waits at most until
  * the turn's check phase (`setImmediate`), so streaming latency is unchanged.
  */
 class FrameBatcher {
@@ -238,6 +247,8 @@ class FrameBatcher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly reply: string,
+    /** The caller reads arrays of frames; else each frame is its own message (same socket write). */
+    private readonly batches: boolean,
   ) {}
 
   send(f: Frame): void {
@@ -271,8 +282,11 @@ class FrameBatcher {
     this.#scheduled = false;
     const frames = this.#pending;
     this.#pending = [];
-    if (frames.length > 0 && !this.nc.isClosed())
-      this.nc.publish(this.reply, frames.length === 1 ? frame(frames[0]!) : encoder.encode(JSON.stringify(frames)));
+    if (frames.length > 0 && !this.nc.isClosed()) {
+      if (frames.length === 1) this.nc.publish(this.reply, frame(frames[0]!));
+      else if (this.batches) this.nc.publish(this.reply, encoder.encode(JSON.stringify(frames)));
+      else for (const f of frames) this.nc.publish(this.reply, frame(f));
+    }
     this.#onClosed?.();
     this.#onClosed = undefined;
   }
@@ -307,12 +321,12 @@ export function serveStream(
 ): StreamServer {
   const nc = conn.nc;
   const running = new Map<Promise<void>, AbortController>();
-  /** Reply inbox → the request's controller, for cancels on the shared cancel subject. */
-  const byInbox = new Map<string, AbortController>();
-  const sharedCancel = cancelSubjectOf(subject);
-  const cancelSub = nc.subscribe(sharedCancel, {
+  /** Cancel subject → the request's controller, for cancels under the shared wildcard. */
+  const bySubject = new Map<string, AbortController>();
+  const cancelPrefix = cancelPrefixOf(subject);
+  const cancelSub = nc.subscribe(`${cancelPrefix}>`, {
     callback: (err, msg) => {
-      if (!err) byInbox.get(decoder.decode(msg.data))?.abort();
+      if (!err) bySubject.get(msg.subject)?.abort();
     },
   });
   const sub = nc.subscribe(subject, {
@@ -330,14 +344,15 @@ export function serveStream(
   });
 
   async function answer(msg: Msg, reply: string, ac: AbortController): Promise<void> {
-    // A caller that names its own cancel subject (not the shared one) gets a subscription of its own.
-    const cancelSubject = msg.headers?.get(CANCEL_SUBJECT_HEADER);
-    if (cancelSubject === sharedCancel) byInbox.set(reply, ac);
+    // A cancel subject outside the wildcard (an older caller) gets a subscription of its own.
+    const cancelSubject = msg.headers?.get(CANCEL_SUBJECT_HEADER) ?? '';
+    const shared = cancelSubject.startsWith(cancelPrefix);
+    if (shared) bySubject.set(cancelSubject, ac);
     const ownCancel =
-      cancelSubject && cancelSubject !== sharedCancel
+      cancelSubject !== '' && !shared
         ? nc.subscribe(cancelSubject, { max: 1, callback: () => ac.abort() })
         : undefined;
-    const out = new FrameBatcher(nc, reply);
+    const out = new FrameBatcher(nc, reply, msg.headers?.get(BATCHES_HEADER) === '1');
     const after: Array<() => void> = [];
     const keepalive =
       options.keepaliveMs !== undefined && options.keepaliveMs > 0
@@ -388,7 +403,7 @@ export function serveStream(
       });
     } finally {
       clearInterval(keepalive);
-      byInbox.delete(reply);
+      if (shared) bySubject.delete(cancelSubject);
       span.end();
       await out.close(() => {
         ownCancel?.unsubscribe();

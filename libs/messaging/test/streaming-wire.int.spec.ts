@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '@longtail/testenv';
+import { createInbox, headers as natsHeaders, type Msg } from '@nats-io/nats-core';
 import {
+  CANCEL_SUBJECT_HEADER,
   connectMessaging,
   requestStream,
   serveStream,
@@ -108,6 +110,36 @@ describe('streamed requests on the wire', () => {
     // Per request: the reply (chunk + end in one message) and the after-reply message.
     expect(handlerConn.nc.stats().outMsgs - before).toBe(10);
     sub.unsubscribe();
+  });
+
+  it('an older caller (own cancel subject, no batch header) gets one frame a message and can cancel', async () => {
+    const inbox = createInbox();
+    const frames: unknown[] = [];
+    const sub = callerConn.nc.subscribe(inbox, {
+      callback: (_e, m: Msg) => void frames.push(JSON.parse(new TextDecoder().decode(m.data))),
+    });
+    const h = natsHeaders();
+    h.set(CANCEL_SUBJECT_HEADER, `${inbox}.cancel`);
+    callerConn.nc.publish('wire.one-turn', '{}', { reply: inbox, headers: h });
+    await expect.poll(() => frames.length, { timeout: 2000 }).toBe(3);
+    expect(frames).toEqual([
+      { t: 'chunk', v: { text: 'x', tokens: 1 } },
+      { t: 'chunk', v: { text: '', tokens: 0, finish: 'length' } },
+      { t: 'end' },
+    ]);
+    sub.unsubscribe();
+
+    const before = cancelled;
+    const endless = createInbox();
+    const seen: unknown[] = [];
+    const sub2 = callerConn.nc.subscribe(endless, { callback: (_e, m: Msg) => void seen.push(m.data) });
+    const h2 = natsHeaders();
+    h2.set(CANCEL_SUBJECT_HEADER, `${endless}.cancel`);
+    callerConn.nc.publish('wire.endless', '{}', { reply: endless, headers: h2 });
+    await expect.poll(() => seen.length, { timeout: 2000 }).toBeGreaterThan(1);
+    callerConn.nc.publish(`${endless}.cancel`);
+    await expect.poll(() => cancelled, { timeout: 2000 }).toBe(before + 1);
+    sub2.unsubscribe();
   });
 
   it('frames spread over several turns arrive in order, and concurrent requests do not mix', async () => {
