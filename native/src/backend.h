@@ -167,6 +167,7 @@ void gemm_own_wt(ThreadPool& pool, int M, int N, int K, const float* x, const fl
 // The batch-invariant GEMM: gemm_own_wt for M <= gemm_invariant_wt_max_m, else gemm_own_outer.
 void gemm_invariant(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y);
 extern int gemm_invariant_wt_max_m;
+extern bool gemm_invariant_dot;
 extern int gemm_outer_kc;     // K block of the outer-product kernel (<= 0: all of K)
 extern int gemm_outer_pf;     // W blocks of 6 rows ahead that the outer kernel prefetches
 extern int gemm_outer_min_m;  // gemm_own uses the outer-product kernel from this M on

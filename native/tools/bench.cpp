@@ -312,6 +312,7 @@ int bench_main(const std::map<std::string, std::string>& o, const std::string& c
   eo.max_seqs_per_step = std::max(max_batch, prefill_chunk / context + 1);
   if (o.count("batch-invariant")) eo.batch_invariant = o.at("batch-invariant") == "on";
   const bool invariance = !o.count("skip-invariance");
+  if (o.count("invariant-gemm")) gemm_invariant_dot = o.at("invariant-gemm") == "dot";
   std::unique_ptr<Engine> engine_holder = std::make_unique<Engine>(*model, eo);
   Engine& engine = *engine_holder;
   ThreadPool pool(engine.threads());

@@ -402,7 +402,10 @@ void gemm_own_wt(ThreadPool& pool, int M, int N, int K, const float* x, const fl
 
 int gemm_invariant_wt_max_m = 4;  // the batch-invariant GEMM: gemm_own_wt up to this M, then gemm_own_outer
 
+bool gemm_invariant_dot = false;  // measurement knob (bench --invariant-gemm dot): the dot kernel's order instead
+
 void gemm_invariant(ThreadPool& pool, int M, int N, int K, const float* x, const float* W, const float* bias, float* y) {
+  if (gemm_invariant_dot) return gemm_own_dot(pool, M, N, K, x, W, bias, y);
   if (M <= gemm_invariant_wt_max_m && K > 0) gemm_own_wt(pool, M, N, K, x, W, bias, y);
   else gemm_own_outer(pool, M, N, K, x, W, bias, y);
 }
