@@ -24,7 +24,8 @@ class Sampler {
   Sampler(const SamplingParams& params, const int32_t* prompt, int n_prompt, int vocab);
 
   // Chooses the next token from raw logits [vocab] and records it (penalty counts, position).
-  // `logits` is not modified. Allocates only on first use (scratch is kept between calls).
+  // `logits` is not modified. Its [vocab] scratch is per thread (see sampling.cpp), so a request
+  // costs no vocab-sized allocation.
   Sampled next(const float* logits);
 
   int generated() const { return generated_; }
@@ -35,10 +36,10 @@ class Sampler {
   int vocab_ = 0;
   int generated_ = 0;
   std::unordered_map<int32_t, int> output_counts_;  // token → times generated
-  std::vector<int32_t> seen_;                       // distinct prompt ∪ output tokens (repetition)
-  std::vector<uint8_t> seen_mask_;                  // [vocab]
-  std::vector<float> work_;                         // [vocab] scratch
-  std::vector<int32_t> idx_;                        // [vocab] scratch
+  // Distinct prompt ∪ output tokens (repetition penalty): the first n_prompt_seen_ are the
+  // prompt's, sorted; then each output token not among them, in the order first generated.
+  std::vector<int32_t> seen_;
+  size_t n_prompt_seen_ = 0;
 };
 
 }  // namespace longtail

@@ -414,7 +414,10 @@ int main() {
     auto rt2 = std::make_unique<Runtime>(mdir, o);
     std::atomic<int> cancelled{0};
     for (int i = 0; i < 4; ++i) {
+      // A slow consumer (1 ms a token) keeps the 400 tokens far from done when the runtime goes:
+      // on a quiet machine the tiny model finished all four within the 20 ms otherwise.
       rt2->submit(greedy(prompt_of(5, i, spec.vocab), -1, 400), [&](const GenerationEvent& ev) {
+        if (ev.token >= 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         if (ev.finish == FinishReason::kCancelled) ++cancelled;
       });
     }
