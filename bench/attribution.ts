@@ -77,6 +77,9 @@ const mb = (bytes: number) => Math.round(bytes / 1048576);
  * and WAL itself on every batch, and 1 GB of WAL forced checkpoints (and full-page images) mid-run.
  * None of these trades durability: a crash still loses no committed transaction.
  */
+let LOAD_BEFORE = 0;
+const round1 = (x: number): number => Math.round(x * 100) / 100;
+
 const PG_SETTINGS = {
   fsync: 'on',
   synchronous_commit: 'on',
@@ -89,6 +92,7 @@ const PG_SETTINGS = {
 
 async function main(): Promise<void> {
   const started = new Date();
+  LOAD_BEFORE = round1(os.loadavg()[0]!);
   const ownNats = process.env['NATS_URL'] ? undefined : await startNatsServer();
   const ownPg = process.env['DATABASE_URL']
     ? undefined
@@ -279,7 +283,7 @@ async function main(): Promise<void> {
     const inferenceEvents = result.events['INFERENCE'] ?? 0;
     const out = {
       benchmark: 'attribution replay from JetStream into PostgreSQL projections',
-      command: `node --conditions=longtail-source --import ./services/attribution/scripts/source-loader.mjs bench/attribution.ts ${EVENTS}`,
+      command: `node ${process.execArgv.join(' ')} bench/attribution.ts ${EVENTS}`,
       date: started.toISOString(),
       machine: {
         cpus: os.cpus().length,
@@ -290,7 +294,9 @@ async function main(): Promise<void> {
         postgres: safe(() =>
           execSync('postgres --version 2>/dev/null || ls /usr/lib/postgresql').toString().trim(),
         ),
-        note: 'shared 2-core VM; other jobs were running; NATS, PostgreSQL and the replay on the same machine',
+        note: 'NATS, PostgreSQL and the replay on the same machine',
+        loadAverage1m: { before: LOAD_BEFORE, after: round1(os.loadavg()[0]!) },
+        nodeFlags: process.execArgv.filter((a) => a.startsWith('--max-semi-space-size')),
         postgresSettings: process.env['DATABASE_URL'] ? 'external (DATABASE_URL)' : PG_SETTINGS,
       },
       workload: {
