@@ -33,7 +33,7 @@ import {
   isContractViolation,
   type AdapterRegisteredV1Data,
 } from '@longtail/contracts';
-import { EventPublisher } from '@longtail/messaging';
+import { EventPublisher, STREAM_SUBJECT_MUST_NOT_EXIST, WrongExpectedSequence } from '@longtail/messaging';
 import { AdminKeyGuard } from '../http/admin-key.guard.js';
 import { principalOf, RequireScope } from '../auth/principal.js';
 import { InferenceKeyGuard } from '../http/inference-key.guard.js';
@@ -202,8 +202,7 @@ export class AdaptersController {
     if (req.isMultipart()) return this.upload(req);
     if (typeof body !== 'object' || body === null) throw invalidRequest('Expected a JSON object body.');
     const event = this.event(body as AdapterRegisteredV1Data);
-    const result = await this.publisher.publish(event);
-    this.catalog.apply(event);
+    const result = await this.publishRegistration(event);
     return {
       adapterId: event.data.adapterId,
       eventId: event.id,
@@ -255,6 +254,24 @@ export class AdaptersController {
     await this.publisher.publish(event);
     this.catalog.apply(event);
     return { ...record, retired: true };
+  }
+
+  /**
+   * Publishes a registration only if its adapter id was never registered: the event's subject is
+   * `adapters.registered.<id>`, and JetStream accepts it only while that subject is empty, so two
+   * uploads of one new id (through this gateway or another) cannot both pass; the loser gets 409.
+   */
+  private async publishRegistration(event: AdapterRegisteredV1) {
+    try {
+      const result = await this.publisher.publish(event, {
+        expectedLastSubjectSequence: STREAM_SUBJECT_MUST_NOT_EXIST,
+      });
+      this.catalog.apply(event);
+      return result;
+    } catch (err) {
+      if (err instanceof WrongExpectedSequence) throw adapterExists(event.data.adapterId);
+      throw err;
+    }
   }
 
   /** The live adapter `<owner>/<name>` (of base `base` when given) that `tenantId` may see. */
@@ -360,17 +377,9 @@ export class AdaptersController {
       weightsObjectKey: adapterObjectKey(sha256, WEIGHTS_FILE),
       trainedOn: trainedOn as AdapterRegisteredV1Data['trainedOn'],
     });
-    const existing = this.catalog.get(event.data.adapterId);
-    if (existing !== undefined)
-      throw new ApiError(409, {
-        message: `The adapter \`${event.data.adapterId}\` already exists (ids are never reused).`,
-        type: 'invalid_request_error',
-        param: 'name',
-        code: 'adapter_exists',
-      });
+    if (this.catalog.get(event.data.adapterId) !== undefined) throw adapterExists(event.data.adapterId);
     await this.#store.put(sha256, weights, config);
-    const result = await this.publisher.publish(event);
-    this.catalog.apply(event);
+    const result = await this.publishRegistration(event);
     const record = this.catalog.get(event.data.adapterId);
     return {
       ...(record ?? { ...event.data, retired: false, registeredAt: event.occurredAt }),
@@ -380,3 +389,11 @@ export class AdaptersController {
     };
   }
 }
+
+const adapterExists = (adapterId: string): ApiError =>
+  new ApiError(409, {
+    message: `The adapter \`${adapterId}\` already exists (ids are never reused).`,
+    type: 'invalid_request_error',
+    param: 'name',
+    code: 'adapter_exists',
+  });

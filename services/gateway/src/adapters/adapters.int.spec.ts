@@ -186,6 +186,22 @@ describe('adapter registry (HTTP, real NATS)', () => {
     expect((await post(form(fields('alice/legal'), files))).status).toBe(409);
   });
 
+  it('lets exactly one of several concurrent uploads of one new id pass (JetStream decides, not the catalog)', async () => {
+    const files = filesOf(join(dir, 'good'));
+    const before = await adapterEvents();
+    // All of them pass the catalog check before any is published, as uploads through different
+    // gateways would: only the expected-subject-sequence publish tells them apart.
+    const statuses = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const res = await post(form(fields('alice/racy', 'private'), files));
+        const body = (await res.json()) as { error?: { code: string } };
+        return res.status === 409 ? `409 ${body.error?.code}` : String(res.status);
+      }),
+    );
+    expect(statuses.sort()).toEqual(['201', '409 adapter_exists', '409 adapter_exists', '409 adapter_exists']);
+    expect(await adapterEvents()).toBe(before + 1);
+  });
+
   it('refuses every malformed adapter of the corpus with 400 naming the defect, and stores nothing', async () => {
     const adapters = items.filter((i) => i.kind === 'adapter' && i.name !== 'adapter-pickle-bin');
     expect(adapters.length).toBeGreaterThanOrEqual(8);
