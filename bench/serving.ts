@@ -11,7 +11,8 @@
  *   applied to every request) → NATS → the built gpu-worker (validates, tokenizes, generates,
  *   streams the reply, publishes one `inference.completed` per request to JetStream).
  *
- * Each concurrency runs direct then serving, `BENCH_SECONDS` (default 10) each after a warm-up.
+ * Each concurrency runs `BENCH_SECONDS` (default 10) of each after a warm-up, in `BENCH_SLICES`
+ * (default 5) alternating direct/serving pairs, so both see the same state of a shared machine.
  * Latency percentiles are exact: every response's time (µs resolution) from autocannon's
  * `response` event, not its millisecond histogram. Every response must be a 200 with one
  * completion token, and the INFERENCE stream must hold one `inference.completed` per response
@@ -52,6 +53,8 @@ const EOS = [128001, 128008, 128009];
 const CONCURRENCY = (process.env['BENCH_CONCURRENCY'] ?? '1,16,64').split(',').map(Number);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const WARMUP_SECONDS = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 3);
+/** Each concurrency's SECONDS are split into this many direct/serving pairs, run alternately. */
+const SLICES = Number(process.env['BENCH_SLICES'] ?? 5);
 const OUT = process.env['BENCH_OUT'] ?? 'bench/results/serving.json';
 const ADMIN_KEY = `lt_admin_${'b'.repeat(32)}`;
 const COMMAND =
@@ -113,7 +116,12 @@ async function measuringCpu<T>(
 }
 
 /** `c` callers, each awaiting one 1-token generation after another, for `seconds`. */
-async function direct(engine: Engine, prompt: number[], c: number, seconds: number): Promise<{ latencies: number[]; seconds: number }> {
+async function direct(
+  engine: Engine,
+  prompt: number[],
+  c: number,
+  seconds: number,
+): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   const started = performance.now();
   const until = started + seconds * 1000;
@@ -132,7 +140,12 @@ async function direct(engine: Engine, prompt: number[], c: number, seconds: numb
 }
 
 /** autocannon with `c` connections against the gateway for `seconds`; every response checked. */
-async function serving(url: string, key: string, c: number, seconds: number): Promise<{ latencies: number[]; seconds: number }> {
+async function serving(
+  url: string,
+  key: string,
+  c: number,
+  seconds: number,
+): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   let bad = 0;
   let firstBad: string | undefined;
@@ -203,7 +216,15 @@ async function sharedCounterCost(
   c: number,
   tenants: number,
   seconds: number,
-): Promise<{ concurrency: number; tenants: number; incrementsPerSecond: number; p50Ms: number; p99Ms: number; conflicts: number; clientCpuUsPerIncrement: number }> {
+): Promise<{
+  concurrency: number;
+  tenants: number;
+  incrementsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  conflicts: number;
+  clientCpuUsPerIncrement: number;
+}> {
   const kv = await new Kvm(conn.nc).create('bench_rate_limit', { history: 1, ttl: 120_000 });
   const latencies: number[] = [];
   let conflicts = 0;
@@ -263,7 +284,12 @@ async function createTenantKey(baseUrl: string): Promise<string> {
     await fetch(`${baseUrl}/v1/admin/tenants`, {
       method: 'POST',
       headers: admin,
-      body: JSON.stringify({ name: 'bench', requests_per_min: 100_000_000, tokens_per_min: 1_000_000_000, max_concurrent: 1000 }),
+      body: JSON.stringify({
+        name: 'bench',
+        requests_per_min: 100_000_000,
+        tokens_per_min: 1_000_000_000,
+        max_concurrent: 1000,
+      }),
     })
   ).json()) as { id: string };
   const { key } = (await (
@@ -307,8 +333,12 @@ async function main(): Promise<void> {
     const key = await createTenantKey(gateway.baseUrl);
     await waitFor(
       async () => {
-        const res = await fetch(`${gateway.baseUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
-        return res.ok && ((await res.json()) as { data: Array<{ id: string }> }).data.some((m) => m.id === MODEL);
+        const res = await fetch(`${gateway.baseUrl}/v1/models`, {
+          headers: { authorization: `Bearer ${key}` },
+        });
+        return (
+          res.ok && ((await res.json()) as { data: Array<{ id: string }> }).data.some((m) => m.id === MODEL)
+        );
       },
       { timeoutMs: 20_000, intervalMs: 100, what: 'the worker in /v1/models' },
     );
@@ -333,22 +363,44 @@ async function main(): Promise<void> {
     const rows = [];
     for (const c of CONCURRENCY) {
       await direct(engine, prompt, c, WARMUP_SECONDS);
-      const d = await measuringCpu({ bench: pids.bench, benchJsThread: pids.benchJsThread }, () =>
-        direct(engine!, prompt, c, SECONDS),
-      );
-      const directFigures = figures(d.result.latencies, d.result.seconds, d.cpuMs);
-
       await serving(gateway.baseUrl, key, c, WARMUP_SECONDS);
       const fromSeq = await settledLastSeq(conn);
-      const s = await measuringCpu(pids, () => serving(gateway.baseUrl, key, c, SECONDS));
-      const servingFigures = figures(s.result.latencies, s.result.seconds, s.cpuMs);
+      // Interleaved slices, direct then serving, so that both see the same machine: a shared VM's
+      // speed drifts over a minute by more than the difference being measured.
+      const d = { latencies: [] as number[], seconds: 0, cpuMs: {} as Record<string, number> };
+      const s = { latencies: [] as number[], seconds: 0, cpuMs: {} as Record<string, number> };
+      const addedPerSlice: number[] = [];
+      const add = (
+        into: typeof d,
+        m: { result: { latencies: number[]; seconds: number }; cpuMs: Record<string, number> },
+      ) => {
+        into.latencies.push(...m.result.latencies);
+        into.seconds += m.result.seconds;
+        for (const [k, v] of Object.entries(m.cpuMs)) into.cpuMs[k] = (into.cpuMs[k] ?? 0) + v;
+      };
+      for (let slice = 0; slice < SLICES; slice++) {
+        const ds = await measuringCpu({ bench: pids.bench, benchJsThread: pids.benchJsThread }, () =>
+          direct(engine!, prompt, c, SECONDS / SLICES),
+        );
+        const ss = await measuringCpu(pids, () => serving(gateway.baseUrl, key, c, SECONDS / SLICES));
+        add(d, ds);
+        add(s, ss);
+        addedPerSlice.push(
+          round(figures(ss.result.latencies, 1, {}).p50Ms - figures(ds.result.latencies, 1, {}).p50Ms),
+        );
+      }
+      const directFigures = figures(d.latencies, d.seconds, d.cpuMs);
+      const servingFigures = figures(s.latencies, s.seconds, s.cpuMs);
       // One inference.completed (1 token, `length`) per 200; the requests the run's end cut off
-      // (at most c) get theirs too, as cancelled or completed.
+      // (at most c a slice) get theirs too, as cancelled or completed.
       const events = await eventsAfter(conn, fromSeq);
       const completed = events['inference.completed/length/1'] ?? 0;
       const others = Object.entries(events).filter(([k]) => k !== 'inference.completed/length/1');
       const otherCount = others.reduce((n, [, v]) => n + v, 0);
-      if (completed < servingFigures.requests || completed + otherCount > servingFigures.requests + c)
+      if (
+        completed < servingFigures.requests ||
+        completed + otherCount > servingFigures.requests + c * SLICES
+      )
         throw new Error(`c=${c}: ${servingFigures.requests} responses, events ${JSON.stringify(events)}`);
 
       const row = {
@@ -356,6 +408,8 @@ async function main(): Promise<void> {
         direct: directFigures,
         serving: servingFigures,
         addedP50Ms: round(servingFigures.p50Ms - directFigures.p50Ms),
+        /** p50 added in each interleaved slice (serving slice minus the direct slice just before it). */
+        addedP50PerSliceMs: addedPerSlice,
         throughputRatio: round(servingFigures.requestsPerSecond / directFigures.requestsPerSecond),
         events,
       };
@@ -363,7 +417,7 @@ async function main(): Promise<void> {
       console.log(
         `c=${c}: direct ${directFigures.requestsPerSecond} req/s p50 ${directFigures.p50Ms} p99 ${directFigures.p99Ms} ms` +
           ` | serving ${servingFigures.requestsPerSecond} req/s p50 ${servingFigures.p50Ms} p99 ${servingFigures.p99Ms} ms` +
-          ` | +${row.addedP50Ms} ms p50 | CPU ms/request ${JSON.stringify(servingFigures.cpuMsPerRequest)} (direct ${JSON.stringify(directFigures.cpuMsPerRequest)})`,
+          ` | +${row.addedP50Ms} ms p50 (slices ${addedPerSlice.join(', ')}) | CPU ms/request ${JSON.stringify(servingFigures.cpuMsPerRequest)} (direct ${JSON.stringify(directFigures.cpuMsPerRequest)})`,
       );
     }
     const sharedCounter = [];
@@ -392,12 +446,21 @@ async function main(): Promise<void> {
         note: 'the bench (autocannon or the direct engine), nats-server, PostgreSQL, the gateway and the gpu-worker share these cores with other jobs',
       },
       setup: {
-        model: 'tiny Llama: hidden 32, 2 layers, 2 heads / 1 kv head, intermediate 64, vocab 128,256 (Llama 3 tokenizer), f32',
-        request: { endpoint: 'POST /v1/completions', prompt: PROMPT, promptTokens: prompt.length, max_tokens: 1, temperature: 0 },
+        model:
+          'tiny Llama: hidden 32, 2 layers, 2 heads / 1 kv head, intermediate 64, vocab 128,256 (Llama 3 tokenizer), f32',
+        request: {
+          endpoint: 'POST /v1/completions',
+          prompt: PROMPT,
+          promptTokens: prompt.length,
+          max_tokens: 1,
+          temperature: 0,
+        },
         engineThreads: 1,
         secondsPerRun: SECONDS,
+        interleavedSlices: SLICES,
         warmupSecondsPerRun: WARMUP_SECONDS,
-        loadGenerator: 'autocannon 9 (programmatic, in the bench process), one request in flight per connection',
+        loadGenerator:
+          'autocannon 9 (programmatic, in the bench process), one request in flight per connection',
         auth: 'tenant API key (PostgreSQL, cached by the gateway), rate limits checked and charged per request',
       },
       results: rows,
@@ -412,13 +475,17 @@ async function main(): Promise<void> {
         requestsPerSecondAtConcurrency64: {
           target: '>= 1000 req/s',
           met: c64 !== undefined && c64.serving.requestsPerSecond >= 1000,
-          detail: c64 ? `${c64.serving.requestsPerSecond} req/s (direct ${c64.direct.requestsPerSecond})` : 'not run',
+          detail: c64
+            ? `${c64.serving.requestsPerSecond} req/s (direct ${c64.direct.requestsPerSecond})`
+            : 'not run',
         },
       },
     };
     mkdirSync(dirname(OUT), { recursive: true });
     writeFileSync(OUT, `${JSON.stringify(output, null, 2)}\n`);
-    console.log(`${OUT}: load average ${output.machine.loadAverage1m.before} → ${output.machine.loadAverage1m.after}`);
+    console.log(
+      `${OUT}: load average ${output.machine.loadAverage1m.before} → ${output.machine.loadAverage1m.after}`,
+    );
     console.log(JSON.stringify(output.targets, null, 2));
   } finally {
     await Promise.all(services.map((s) => s.stop()));

@@ -198,7 +198,12 @@ describe('adapter registry (HTTP, real NATS)', () => {
         return res.status === 409 ? `409 ${body.error?.code}` : String(res.status);
       }),
     );
-    expect(statuses.sort()).toEqual(['201', '409 adapter_exists', '409 adapter_exists', '409 adapter_exists']);
+    expect(statuses.sort()).toEqual([
+      '201',
+      '409 adapter_exists',
+      '409 adapter_exists',
+      '409 adapter_exists',
+    ]);
     expect(await adapterEvents()).toBe(before + 1);
   });
 
